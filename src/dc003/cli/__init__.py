@@ -1,0 +1,15 @@
+"""The `dc003` command line. Sub-command modules import only typer at module level, so `dc003 --help`
+stays instant; torch, pandas, great_expectations and onnxruntime are imported inside the commands."""
+
+from __future__ import annotations
+
+from dc003.cli import contracts, params
+from dc003.cli._common import new_app
+
+app = new_app("dc003: contract validation and the reproducible DC-003 two-tower pipeline.")
+app.add_typer(contracts.app, name="contracts")
+app.add_typer(params.app, name="params")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,55 @@
+"""params.yaml as one typed model. Every section lives in the module of the area that reads it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from dc003.contracts.base import Declared
+from dc003.params.common import PathsParams
+from dc003.params.data import DataParams, DatasetParams
+from dc003.params.deploy import BenchParams, ExportParams
+from dc003.params.evaluate import EvaluateParams
+from dc003.params.train import ModelParams, Phase1Params, Phase2Params, Phase3Params, Phase4Params
+
+PARAMS_PATH = Path("params.yaml")
+
+
+class Params(Declared):
+    seed: int = Field(ge=0)
+    paths: PathsParams
+    data: DataParams
+    dataset: DatasetParams
+    model: ModelParams
+    phase_1: Phase1Params
+    phase_2: Phase2Params
+    phase_3: Phase3Params
+    phase_4: Phase4Params
+    evaluate: EvaluateParams
+    export: ExportParams
+    bench: BenchParams
+
+
+def load_params(path: str | os.PathLike[str] = PARAMS_PATH) -> Params:
+    from dc003.contracts.loading import load_model
+
+    return load_model(Params, path)
+
+
+def with_overrides(params: Params, overrides: dict[str, Any]) -> Params:
+    """A copy of ``params`` with dotted-key overrides (``{"data.scale": "tiny"}``), re-validated."""
+    from dc003.contracts.loading import validate_data
+
+    data = params.model_dump(mode="json")
+    for dotted, value in overrides.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        if leaf not in node:
+            raise KeyError(f"unknown params key {dotted!r}")
+        node[leaf] = value
+    return validate_data(Params, data, "params (overrides)")

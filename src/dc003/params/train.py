@@ -1,0 +1,83 @@
+"""params.yaml sections `model` and `phase_1` ... `phase_4`: the training run's knobs."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from dc003.params.common import Section, contract_ref
+
+
+class ModelParams(Section):
+    embedding_dim: int = contract_ref("dc003:architecture.embedding_dim", gt=0)
+    max_history: int = contract_ref("dc003:user_tower.sequence_encoder.max_sequence_length", gt=0)
+    feedforward_dim: int = contract_ref("dc003:user_tower.sequence_encoder.feedforward_dim", gt=0)
+
+
+class PhaseParams(Section):
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    learning_rate: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    gradient_clipping: float = Field(gt=0)
+    mixed_precision: bool
+
+
+class Phase1Params(PhaseParams):
+    epochs: int = contract_ref("dc003:phases.phase_1.epochs", gt=0)
+    batch_size: int = contract_ref("dc003:phases.phase_1.batch_size", gt=0)
+    learning_rate: float = contract_ref("dc003:phases.phase_1.optimization.learning_rate", gt=0)
+    weight_decay: float = contract_ref("dc003:phases.phase_1.optimization.weight_decay", ge=0)
+    gradient_clipping: float = contract_ref("dc003:phases.phase_1.regularization.gradient_clipping", gt=0)
+    mixed_precision: bool = contract_ref("dc003:phases.phase_1.mixed_precision")
+    margin: float = contract_ref("dc003:phases.phase_1.bpr_loss.margin", ge=0)
+
+
+class Phase2Params(PhaseParams):
+    epochs: int = contract_ref("dc003:phases.phase_2.epochs", gt=0)
+    batch_size: int = contract_ref("dc003:phases.phase_2.training_optimization.batch_size", gt=0)
+    gradient_accumulation: int = contract_ref(
+        "dc003:phases.phase_2.training_optimization.gradient_accumulation", gt=0
+    )
+    learning_rate: float = contract_ref("dc003:phases.phase_2.optimization.learning_rate", gt=0)
+    min_learning_rate: float = contract_ref("dc003:phases.phase_2.optimization.min_learning_rate", gt=0)
+    weight_decay: float = contract_ref("dc003:phases.phase_2.optimization.weight_decay", ge=0)
+    gradient_clipping: float = contract_ref(
+        "dc003:phases.phase_2.training_optimization.gradient_clipping", gt=0
+    )
+    mixed_precision: bool = contract_ref("dc003:phases.phase_2.training_optimization.mixed_precision")
+    temperature: float = contract_ref("dc003:phases.phase_2.infonce.temperature", gt=0)
+    label_smoothing: float = contract_ref("dc003:phases.phase_2.infonce.label_smoothing", ge=0, lt=1)
+    random_negatives: int = contract_ref(
+        "dc003:phases.phase_2.sampling_strategy.additional_random_negatives", ge=0
+    )
+    popularity_weight: float = contract_ref("dc003:phases.phase_2.sampling_strategy.popularity_weight", ge=0)
+
+
+class Phase3Params(PhaseParams):
+    epochs: int = contract_ref("dc003:phases.phase_3.epochs", gt=0)
+    batch_size: int = contract_ref("dc003:phases.phase_3.batch_size", gt=0)
+    learning_rate: float = contract_ref("dc003:phases.phase_3.optimization.learning_rate", gt=0)
+    weight_decay: float = contract_ref("dc003:phases.phase_3.optimization.weight_decay", ge=0)
+    gradient_clipping: float = contract_ref("dc003:phases.phase_3.regularization.gradient_clipping", gt=0)
+    mixed_precision: bool = contract_ref("dc003:phases.phase_3.mixed_precision")
+    temperature: float = contract_ref("dc003:phases.phase_3.composite_loss.primary_loss.temperature", gt=0)
+    label_smoothing: float = contract_ref(
+        "dc003:phases.phase_3.regularization.label_smoothing", ge=0, lt=1
+    )
+    similarity_threshold: float = contract_ref(
+        "dc003:phases.phase_3.hard_negative_strategy.similarity_threshold", ge=-1, le=1
+    )
+    max_hard_negatives: int = contract_ref(
+        "dc003:phases.phase_3.hard_negative_strategy.max_hard_negatives", gt=0
+    )
+
+
+class Phase4Params(PhaseParams):
+    epochs: int = contract_ref("dc003:phases.phase_4.epochs", gt=0)
+    batch_size: int = contract_ref("dc003:phases.phase_4.batch_size", gt=0)
+    learning_rate: float = contract_ref("dc003:phases.phase_4.optimization.learning_rate", gt=0)
+    weight_decay: float = contract_ref("dc003:phases.phase_4.optimization.weight_decay", ge=0)
+    gradient_clipping: float = contract_ref("dc003:phases.phase_4.gradient_clipping", gt=0)
+    mixed_precision: bool = contract_ref("dc003:phases.phase_4.mixed_precision")
+    temperature: float = contract_ref("dc003:phases.phase_4.stabilization_loss.temperature", gt=0)
+    ema_decay: float = contract_ref("dc003:phases.phase_4.ema_regularization.decay_rate", gt=0, lt=1)
