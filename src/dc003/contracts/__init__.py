@@ -15,7 +15,6 @@ DC002_PATH = Path("contracts/dc002.yaml")
 
 
 def load_dc003(path: str | os.PathLike[str] = DC003_PATH) -> Dc003Contract:
-    from dc003.contracts.dc002 import Dc002Contract
     from dc003.contracts.dc003 import Dc003Contract
     from dc003.contracts.loading import load_model
 

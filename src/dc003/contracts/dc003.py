@@ -324,8 +324,12 @@ class Phases(Declared):
     phase_4: Phase4
 
     def items(self) -> list[tuple[str, Phase]]:
-        return [("phase_1", self.phase_1), ("phase_2", self.phase_2), ("phase_3", self.phase_3),
-                ("phase_4", self.phase_4)]
+        return [
+            ("phase_1", self.phase_1),
+            ("phase_2", self.phase_2),
+            ("phase_3", self.phase_3),
+            ("phase_4", self.phase_4),
+        ]
 
 
 # ---------------------------------------------------------------- implementation interface

@@ -50,9 +50,7 @@ class Threshold:
     def parse(cls, text: str) -> Threshold:
         match = _PATTERN.match(text)
         if not match:
-            raise ValueError(
-                f"must be a threshold like '< 5 ms', '>= 0.10' or '>= 80 %' (got {text!r})"
-            )
+            raise ValueError(f"must be a threshold like '< 5 ms', '>= 0.10' or '>= 80 %' (got {text!r})")
         op, number, unit = match.group(1), float(match.group(2)), match.group(3) or ""
         return cls(op, number, unit)  # type: ignore[arg-type]
 

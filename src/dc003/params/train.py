@@ -61,9 +61,7 @@ class Phase3Params(PhaseParams):
     gradient_clipping: float = contract_ref("dc003:phases.phase_3.regularization.gradient_clipping", gt=0)
     mixed_precision: bool = contract_ref("dc003:phases.phase_3.mixed_precision")
     temperature: float = contract_ref("dc003:phases.phase_3.composite_loss.primary_loss.temperature", gt=0)
-    label_smoothing: float = contract_ref(
-        "dc003:phases.phase_3.regularization.label_smoothing", ge=0, lt=1
-    )
+    label_smoothing: float = contract_ref("dc003:phases.phase_3.regularization.label_smoothing", ge=0, lt=1)
     similarity_threshold: float = contract_ref(
         "dc003:phases.phase_3.hard_negative_strategy.similarity_threshold", ge=-1, le=1
     )

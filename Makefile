@@ -1,0 +1,36 @@
+# Two commands for a newcomer (see README): `make repro` and `make test`.
+# Both create .venv when missing and install the pinned stack (constraints.txt) first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.dc003-installed
+
+# Nothing phones home (the package sets the same defaults for direct `python -m` / `dc003` use).
+export DVC_NO_ANALYTICS := 1
+export GX_ANALYTICS_ENABLED := false
+export ORT_DISABLE_TELEMETRY := 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup repro test lint typecheck unit
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+repro: setup
+	$(VENV)/bin/dvc repro
+
+lint: setup
+	$(VENV)/bin/ruff check src tests pipeline scripts
+
+typecheck: setup
+	$(VENV)/bin/mypy src/dc003
+
+unit: setup
+	$(VENV)/bin/pytest -n 2
+
+test: lint typecheck unit

@@ -1,0 +1,103 @@
+"""`dc003 params check`: params.yaml against the contracts.
+
+Type and range violations are errors (the typed load fails). Differences from the contract values are
+deviations: listed, never fatal, so a run may scale batch sizes to its data while the review sees it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import BaseModel
+
+from dc003.contracts.base import Declared, IntRange
+
+
+class Deviation(Declared):
+    key: str  # params key path, e.g. phase_2.temperature
+    value: Any
+    contract: str  # contract file
+    contract_key: str
+    contract_value: Any
+    note: str
+
+
+class ParamsReport(Declared):
+    params_file: str
+    deviations: list[Deviation]
+
+
+def contract_refs(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str]]:
+    """(params key path, "dcNNN:contract key path") for every field that mirrors a contract value."""
+    refs: list[tuple[str, str]] = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}.{name}" if prefix else name
+        extra = field.json_schema_extra
+        if isinstance(extra, dict) and isinstance(extra.get("contract"), str):
+            refs.append((path, str(extra["contract"])))
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            refs.extend(contract_refs(annotation, path))
+    return refs
+
+
+def resolve(obj: Any, dotted: str) -> Any:
+    node = obj
+    for part in dotted.split("."):
+        node = node[part] if isinstance(node, dict) else getattr(node, part)
+    return node
+
+
+def check_params(
+    params_path: str | os.PathLike[str],
+    dc003_path: str | os.PathLike[str],
+    dc002_path: str | os.PathLike[str],
+) -> ParamsReport:
+    from dc003.contracts import load_dc003
+    from dc003.contracts.loading import display_path
+    from dc003.params import Params, load_params
+
+    params = load_params(params_path)
+    contracts: dict[str, Any] = {"dc003": load_dc003(dc003_path)}
+    files = {"dc003": display_path(dc003_path), "dc002": display_path(dc002_path)}
+    deviations: list[Deviation] = []
+    for key, ref in contract_refs(Params):
+        which, _, contract_key = ref.partition(":")
+        if which not in contracts:
+            contracts[which] = _load_dc002(dc002_path)
+        value = resolve(params, key)
+        expected = resolve(contracts[which], contract_key)
+        note = _compare(value, expected)
+        if note:
+            deviations.append(
+                Deviation(
+                    key=key,
+                    value=value,
+                    contract=files[which],
+                    contract_key=contract_key,
+                    contract_value=str(expected) if isinstance(expected, IntRange) else expected,
+                    note=note,
+                )
+            )
+    return ParamsReport(params_file=display_path(params_path), deviations=deviations)
+
+
+def _load_dc002(path: str | os.PathLike[str]) -> Any:
+    from dc003.contracts import load_dc002
+
+    return load_dc002(path)
+
+
+def _compare(value: Any, expected: Any) -> str:
+    """Empty when the run value honours the contract; else a short note on how it differs."""
+    if isinstance(expected, IntRange):
+        if value in expected:
+            return ""
+        return f"outside the contract range {expected}"
+    if expected is None or value == expected:
+        return ""
+    numeric = isinstance(value, int | float) and isinstance(expected, int | float)
+    if numeric and not isinstance(value, bool) and expected:
+        return f"{value / expected:.3g}x the contract value"
+    return "differs from the contract"
