@@ -53,3 +53,40 @@ def with_overrides(params: Params, overrides: dict[str, Any]) -> Params:
             raise KeyError(f"unknown params key {dotted!r}")
         node[leaf] = value
     return validate_data(Params, data, "params (overrides)")
+
+
+class SectionView:
+    """The params a stage declared it reads, and nothing else.
+
+    A stage calls ``load_sections(path, ("seed", "phase_2"))``; touching any other section raises, so
+    the ``params:`` list of its dvc.yaml stage (checked by tests/test_dvc_graph.py) cannot silently fall
+    behind what the code reads. Without that, a knob could change results without re-running the stage.
+    """
+
+    def __init__(self, params: Params, sections: tuple[str, ...], source: str) -> None:
+        unknown = [s for s in sections if s not in Params.model_fields]
+        if unknown:
+            raise KeyError(f"unknown params sections {unknown}")
+        self._params = params
+        self._sections = sections
+        self._source = source
+
+    @property
+    def sections(self) -> tuple[str, ...]:
+        return self._sections
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name not in self._sections:
+            raise AttributeError(
+                f"{self._source}: section {name!r} is not among the sections this stage declared "
+                f"{list(self._sections)}; add it to the stage's params in dvc.yaml and to its SECTIONS"
+            )
+        return getattr(self._params, name)
+
+
+def load_sections(path: str | os.PathLike[str], sections: tuple[str, ...]) -> SectionView:
+    from dc003.contracts.loading import display_path
+
+    return SectionView(load_params(path), sections, display_path(path))
