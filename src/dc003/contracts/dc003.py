@@ -516,6 +516,8 @@ class ValidationCheck(Declared):
     range: dict[Literal["user_tower", "item_tower"], CountRange] | None = None
     min_grad_norm: PositiveFloat | None = None
     max_grad_norm: PositiveFloat | None = None
+    min_cosine: float | None = Field(default=None, ge=-1.0, le=1.0)
+    max_recall_50_diff: float | None = Field(default=None, ge=0.0, le=1.0)
 
     def threshold(self) -> Threshold | None:
         """The criterion as a threshold when it is one (``"> 1000 /s"``), else None."""
