@@ -281,8 +281,11 @@ def _threshold_domains(c: Dc003Contract) -> Iterator[Finding]:
             yield _f("error", [path], f"{thr.text!r} can never be met: the quantity cannot be negative")
     for item in c.model_validation.performance_validation:
         criterion = item.threshold()
-        if criterion is not None and criterion.dimension == "ratio" and not criterion.is_upper_bound and (
-            criterion.value > 1
+        if (
+            criterion is not None
+            and criterion.dimension == "ratio"
+            and not criterion.is_upper_bound
+            and (criterion.value > 1)
         ):
             yield _f(
                 "error",
