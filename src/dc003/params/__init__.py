@@ -13,7 +13,14 @@ from dc003.params.common import PathsParams
 from dc003.params.data import DataParams, DatasetParams
 from dc003.params.deploy import BenchParams, ExportParams
 from dc003.params.evaluate import EvaluateParams
-from dc003.params.train import ModelParams, Phase1Params, Phase2Params, Phase3Params, Phase4Params
+from dc003.params.train import (
+    ModelParams,
+    Phase1Params,
+    Phase2Params,
+    Phase3Params,
+    Phase4Params,
+    TextEmbedParams,
+)
 
 PARAMS_PATH = Path("params.yaml")
 
@@ -23,6 +30,7 @@ class Params(Declared):
     paths: PathsParams
     data: DataParams
     dataset: DatasetParams
+    text_embed: TextEmbedParams
     model: ModelParams
     phase_1: Phase1Params
     phase_2: Phase2Params

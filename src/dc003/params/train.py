@@ -1,16 +1,33 @@
-"""params.yaml sections `model` and `phase_1` ... `phase_4`: the training run's knobs."""
+"""params.yaml sections `text_embed`, `model` and `phase_1` ... `phase_4`: the training run's knobs.
+
+Fields mirroring a contract value carry ``contract_ref`` so `dc003 params check` lists every deviation;
+the others are choices the contract leaves open (each explained where it is used).
+"""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field
 
 from dc003.params.common import Section, contract_ref
+
+Scheduler = Literal["constant", "cosine_annealing", "cosine_annealing_warm_restarts", "linear_decay"]
+
+
+class TextEmbedParams(Section):
+    batch_size: int = Field(gt=0)  # MiniLM encode batch
 
 
 class ModelParams(Section):
     embedding_dim: int = contract_ref("dc003:architecture.embedding_dim", gt=0)
     max_history: int = contract_ref("dc003:user_tower.sequence_encoder.max_sequence_length", gt=0)
     feedforward_dim: int = contract_ref("dc003:user_tower.sequence_encoder.feedforward_dim", gt=0)
+    # item categoricals whose embeddings are added to each history item's id embedding (d_model wide)
+    history_item_features: list[str]
+    # item categorical that defines "category" for phase 3 (alignment loss, hard-negative diversity)
+    # and for the per-epoch category distribution
+    category_feature: str
 
 
 class PhaseParams(Section):
@@ -20,6 +37,9 @@ class PhaseParams(Section):
     weight_decay: float = Field(ge=0)
     gradient_clipping: float = Field(gt=0)
     mixed_precision: bool
+    scheduler: Scheduler
+    # training examples drawn (without replacement) per epoch; 0 = every train-split interaction
+    examples_per_epoch: int = Field(ge=0)
 
 
 class Phase1Params(PhaseParams):
@@ -29,7 +49,9 @@ class Phase1Params(PhaseParams):
     weight_decay: float = contract_ref("dc003:phases.phase_1.optimization.weight_decay", ge=0)
     gradient_clipping: float = contract_ref("dc003:phases.phase_1.regularization.gradient_clipping", gt=0)
     mixed_precision: bool = contract_ref("dc003:phases.phase_1.mixed_precision")
+    scheduler: Scheduler = contract_ref("dc003:phases.phase_1.optimization.scheduler")
     margin: float = contract_ref("dc003:phases.phase_1.bpr_loss.margin", ge=0)
+    negatives: int = Field(gt=0)  # uniform random negatives per positive (BPR pairs)
 
 
 class Phase2Params(PhaseParams):
@@ -45,6 +67,11 @@ class Phase2Params(PhaseParams):
         "dc003:phases.phase_2.training_optimization.gradient_clipping", gt=0
     )
     mixed_precision: bool = contract_ref("dc003:phases.phase_2.training_optimization.mixed_precision")
+    scheduler: Scheduler = contract_ref("dc003:phases.phase_2.optimization.scheduler")
+    # warm restarts: the first cycle lasts restart_epochs epochs, each next one restart_mult times longer
+    restart_epochs: int = Field(gt=0)
+    restart_mult: int = Field(gt=0)
+    warmup_steps: int = Field(ge=0)  # linear warm-up of the LR over the first optimiser steps
     temperature: float = contract_ref("dc003:phases.phase_2.infonce.temperature", gt=0)
     label_smoothing: float = contract_ref("dc003:phases.phase_2.infonce.label_smoothing", ge=0, lt=1)
     random_negatives: int = contract_ref(
@@ -60,14 +87,25 @@ class Phase3Params(PhaseParams):
     weight_decay: float = contract_ref("dc003:phases.phase_3.optimization.weight_decay", ge=0)
     gradient_clipping: float = contract_ref("dc003:phases.phase_3.regularization.gradient_clipping", gt=0)
     mixed_precision: bool = contract_ref("dc003:phases.phase_3.mixed_precision")
+    scheduler: Scheduler = contract_ref("dc003:phases.phase_3.optimization.scheduler")
     temperature: float = contract_ref("dc003:phases.phase_3.composite_loss.primary_loss.temperature", gt=0)
+    infonce_weight: float = contract_ref("dc003:phases.phase_3.composite_loss.primary_loss.weight", ge=0)
+    category_weight: float = contract_ref("dc003:phases.phase_3.composite_loss.auxiliary_loss.weight", ge=0)
+    category_temperature: float = contract_ref(
+        "dc003:phases.phase_3.composite_loss.auxiliary_loss.temperature", gt=0
+    )
     label_smoothing: float = contract_ref("dc003:phases.phase_3.regularization.label_smoothing", ge=0, lt=1)
+    # the contract names no popularity correction for phase 3; the in-batch negatives are sampled as in
+    # phase 2, so the same logQ correction keeps the two phases' objectives consistent
+    popularity_weight: float = Field(ge=0)
     similarity_threshold: float = contract_ref(
         "dc003:phases.phase_3.hard_negative_strategy.similarity_threshold", ge=-1, le=1
     )
     max_hard_negatives: int = contract_ref(
         "dc003:phases.phase_3.hard_negative_strategy.max_hard_negatives", gt=0
     )
+    # nearest neighbours of each positive item considered when mining (before the filters)
+    hard_negative_candidates: int = Field(gt=0)
 
 
 class Phase4Params(PhaseParams):
@@ -77,5 +115,6 @@ class Phase4Params(PhaseParams):
     weight_decay: float = contract_ref("dc003:phases.phase_4.optimization.weight_decay", ge=0)
     gradient_clipping: float = contract_ref("dc003:phases.phase_4.gradient_clipping", gt=0)
     mixed_precision: bool = contract_ref("dc003:phases.phase_4.mixed_precision")
+    scheduler: Scheduler = contract_ref("dc003:phases.phase_4.optimization.scheduler")
     temperature: float = contract_ref("dc003:phases.phase_4.stabilization_loss.temperature", gt=0)
     ema_decay: float = contract_ref("dc003:phases.phase_4.ema_regularization.decay_rate", gt=0, lt=1)

@@ -1,0 +1,115 @@
+"""The user tower's history encoder: a small pre-norm Transformer over the last <= 50 purchases.
+
+Inputs are the history item indices ``(B, L)``, most recent first, and a padding mask ``(B, L)`` (True =
+no item). ``L`` may be anything from 0 to ``max_len``: the batch builder trims every batch to its longest
+real history, and the learned position of a token is its recency rank, so trimming never changes what a
+token means. A learned CLS token is prepended and is never masked: an empty history attends to it alone
+(no NaN) and its output is the pooled history vector. The last layer computes the CLS query only, since
+nothing else of it is read.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dc003.model.config import SequenceSpec
+from dc003.model.layers import dropout
+
+
+class _EncoderLayer(nn.Module):
+    """Pre-norm self-attention + feed-forward, attention by ``scaled_dot_product_attention``."""
+
+    def __init__(self, d_model: int, heads: int, feedforward: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.norm1 = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.ff1 = nn.Linear(d_model, feedforward)
+        self.ff2 = nn.Linear(feedforward, d_model)
+
+    def forward(self, x: torch.Tensor, attend: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
+        b, t, d = x.shape
+        dh = d // self.heads
+        h = self.norm1(x)
+        w, bias = self.qkv.weight, self.qkv.bias
+        kv = F.linear(h, w[d:], bias[d:])
+        if cls_only:
+            h, x = h[:, :1], x[:, :1]
+        q = F.linear(h, w[:d], bias[:d])
+        tq = q.shape[1]
+        q = q.view(b, tq, self.heads, dh).transpose(1, 2)
+        k, v = kv.view(b, t, 2, self.heads, dh).permute(2, 0, 3, 1, 4)
+        # no dropout on the attention weights: PyTorch's CPU kernel falls back to a path ~10x slower
+        # with it; the encoder's dropout acts on the token embeddings and on both residual branches
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attend)
+        p = self.dropout
+        x = x + dropout(self.out(a.transpose(1, 2).reshape(b, tq, d)), p, self.training)
+        # (no dropout on the 4x wider feed-forward activations: it cost as much as the matmul around it)
+        f = self.ff2(F.relu(self.ff1(self.norm2(x))))
+        return x + dropout(f, p, self.training)
+
+
+class HistoryEncoder(nn.Module):
+    item_attributes: torch.Tensor
+
+    def __init__(self, spec: SequenceSpec, *, output_bias: bool = True) -> None:
+        super().__init__()
+        d = spec.d_model
+        self.n_items = spec.n_items
+        self.dropout = spec.dropout
+        self.item_embedding = nn.Embedding(spec.n_items + 1, d)  # row n_items: an id outside the catalogue
+        self.attribute_embeddings = nn.ModuleList(nn.Embedding(a.vocab_size, d) for a in spec.item_attributes)
+        # the catalogue's attribute indices per item id: data, not architecture, so a buffer (saved in the
+        # state dict) filled by set_item_attributes; the extra last row is the unknown bucket
+        self.register_buffer(
+            "item_attributes", torch.zeros(spec.n_items + 1, len(spec.item_attributes), dtype=torch.long)
+        )
+        self.position = nn.Parameter(torch.zeros(spec.max_len, d))
+        self.cls = nn.Parameter(torch.zeros(1, 1, d))
+        nn.init.normal_(self.position, std=0.02)
+        nn.init.normal_(self.cls, std=0.02)
+        self.layers = nn.ModuleList(
+            _EncoderLayer(d, spec.num_heads, spec.feedforward_dim, spec.dropout)
+            for _ in range(spec.num_layers)
+        )
+        self.norm = nn.LayerNorm(d, bias=output_bias)
+        self.max_len = spec.max_len
+        self.width = d
+
+    def set_item_attributes(self, attributes: torch.Tensor) -> None:
+        """``(n_items, n_attributes)`` encoded item categoricals (0 = unknown)."""
+        if attributes.shape != (self.n_items, self.item_attributes.shape[1]):
+            raise ValueError(f"item attributes must be {(self.n_items, self.item_attributes.shape[1])}")
+        self.item_attributes[: self.n_items] = attributes.long()
+        self.item_attributes[self.n_items] = 0
+
+    def forward(self, items: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+        b, length = items.shape
+        if length > self.max_len:
+            raise ValueError(f"history length {length} exceeds max_len {self.max_len}")
+        cls = self.cls.expand(b, 1, -1)
+        if length:
+            ids = items.long()
+            ids = torch.where((ids >= 0) & (ids < self.n_items), ids, torch.full_like(ids, self.n_items))
+            tok = self.item_embedding(ids)
+            attrs = self.item_attributes[ids]
+            for k, table in enumerate(self.attribute_embeddings):
+                tok = tok + table(attrs[..., k])
+            tok = dropout(tok + self.position[:length], self.dropout, self.training)
+            x = torch.cat([cls, tok], dim=1)
+            attend = torch.cat(
+                [torch.ones(b, 1, dtype=torch.bool, device=padding.device), ~padding.bool()], 1
+            )
+        else:
+            x = cls
+            attend = torch.ones(b, 1, dtype=torch.bool, device=items.device)
+        mask = attend[:, None, None, :]
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x = layer(x, mask, cls_only=i == last)
+        return self.norm(x[:, 0])

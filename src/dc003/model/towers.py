@@ -1,0 +1,72 @@
+"""The two towers, each a module with plain tensor inputs so it exports to ONNX on its own.
+
+User tower inputs: categorical indices ``(B, 4)``, raw numerical values ``(B, 4)`` (NaN = missing), history
+item indices ``(B, L)`` most recent first and its padding mask ``(B, L)`` (True = no item).
+Item tower inputs: categorical indices ``(B, 7)``, raw numerical values ``(B, 2)``, frozen MiniLM text
+vectors ``(B, 2, 384)`` (from the text_embed stage; the encoder itself is never part of the tower).
+Both return L2-normalised ``(B, embedding_dim)`` embeddings: cosine is the one similarity everywhere.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dc003.model.config import ItemTowerConfig, UserTowerConfig
+from dc003.model.layers import CategoricalEncoder, NumericEncoder, dense_stack
+from dc003.model.sequence import HistoryEncoder
+
+
+class UserTower(nn.Module):
+    def __init__(self, config: UserTowerConfig) -> None:
+        super().__init__()
+        # the first dense layer's batch norm cancels any constant offset of the input features, so the
+        # input-side projections carry no bias (it would be a parameter with an always-zero gradient)
+        bias = not config.dense[0].batch_norm
+        self.categorical = CategoricalEncoder(config.categorical)
+        self.numerical = NumericEncoder(config.numerical, bias=bias)
+        self.history = HistoryEncoder(config.sequence, output_bias=bias)
+        width = self.categorical.width + self.numerical.width + self.history.width
+        assert width == config.input_width()
+        self.dense = dense_stack(width, config.dense)
+        self.projection = dense_stack(config.dense[-1].units, config.projection)
+
+    def forward(
+        self,
+        categorical: torch.Tensor,
+        numerical: torch.Tensor,
+        history: torch.Tensor,
+        history_padding: torch.Tensor,
+    ) -> torch.Tensor:
+        x = torch.cat(
+            [
+                self.categorical(categorical),
+                self.numerical(numerical),
+                self.history(history, history_padding),
+            ],
+            dim=-1,
+        )
+        return F.normalize(self.projection(self.dense(x)), dim=-1)
+
+
+class ItemTower(nn.Module):
+    def __init__(self, config: ItemTowerConfig) -> None:
+        super().__init__()
+        bias = not config.dense[0].batch_norm  # as in UserTower
+        self.categorical = CategoricalEncoder(config.categorical)
+        self.numerical = NumericEncoder(config.numerical, bias=bias)
+        # the MiniLM encoder is frozen by construction: only its output vectors come in; these
+        # projections (384 -> 64 per text field) are the trained part
+        self.text = nn.ModuleList(
+            nn.Linear(t.embedding_dim, t.projection_dim, bias=bias) for t in config.text
+        )
+        width = self.categorical.width + self.numerical.width + sum(t.projection_dim for t in config.text)
+        assert width == config.input_width()
+        self.dense = dense_stack(width, config.dense)
+        self.projection = dense_stack(config.dense[-1].units, config.projection)
+
+    def forward(self, categorical: torch.Tensor, numerical: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        parts = [self.categorical(categorical), self.numerical(numerical)]
+        parts += [proj(text[:, i].float()) for i, proj in enumerate(self.text)]
+        return F.normalize(self.projection(self.dense(torch.cat(parts, dim=-1))), dim=-1)

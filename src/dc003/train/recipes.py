@@ -1,0 +1,135 @@
+"""What each phase feeds the model: the batch (users, item rows, labels) and the objective.
+
+- phase 1: each positive with ``negatives`` uniform random items (BPR pairs);
+- phase 2: in-batch negatives plus ``random_negatives`` uniform items shared by the whole batch, every
+  candidate carrying its log sampling probability for the popularity correction;
+- phase 3: in-batch negatives plus the example's mined hard negatives (:mod:`dc003.train.negatives`);
+- phase 4: positives only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from dc003.model.two_tower import ItemFeatures, Objective, UserFeatures
+from dc003.train.batches import ItemTable, basket_ids, epoch_order, user_features
+from dc003.train.data import TrainingData
+
+Batch = tuple[UserFeatures, ItemFeatures, dict[str, torch.Tensor]]
+
+
+@dataclass
+class Recipe:
+    data: TrainingData
+    examples: dict[str, np.ndarray]  # split -> interaction rows that are examples
+    items: dict[str, list[ItemTable]]  # split -> catalogue features per period (train: per week)
+    max_len: int
+    device: torch.device
+    objective: Objective
+
+    baskets: dict[str, np.ndarray] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.baskets = {s: basket_ids(self.data, rows) for s, rows in self.examples.items()}
+
+    def lengths(self, split: str) -> np.ndarray:
+        rows = self.examples[split]
+        return np.minimum(self.data.hist_end[rows] - self.data.hist_start[rows], self.max_len)
+
+    def periods(self, split: str) -> np.ndarray:
+        return self.data.period[self.examples[split]] if split == "train" else np.zeros(0, dtype=np.int64)
+
+    def order(self, split: str, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+        groups = self.periods(split) if split == "train" and len(self.items["train"]) > 1 else None
+        return epoch_order(self.baskets[split], self.lengths(split), batch_size, rng, groups)
+
+    def table(self, split: str, rows: np.ndarray) -> ItemTable:
+        """The item features of the batch's period (a batch never spans two train weeks)."""
+        tables = self.items[split]
+        return tables[int(self.data.period[rows[0]])] if split == "train" and len(tables) > 1 else tables[0]
+
+    def batch(self, split: str, positions: np.ndarray, rng: np.random.Generator) -> Batch:
+        """Towers' inputs for the examples at ``positions``: one user row per basket, one item row per
+        distinct item, with ``user_rows`` / ``item_rows`` expanding them back per example / item slot."""
+        rows = self.examples[split][positions]
+        _, first, user_rows = np.unique(
+            self.baskets[split][positions], return_index=True, return_inverse=True
+        )
+        users = user_features(self.data, self.data.features[split], rows[first], self.max_len, self.device)
+        extra, labels = self.extra_items(split, positions, rows, rng)
+        item_ids = np.concatenate([self.data.item[rows], extra])
+        distinct, item_rows = np.unique(item_ids, return_inverse=True)
+        labels["users"] = torch.from_numpy(self.data.user[rows]).to(self.device)
+        labels["items"] = torch.from_numpy(item_ids).to(self.device)
+        labels["user_rows"] = torch.from_numpy(user_rows).to(self.device)
+        labels["item_rows"] = torch.from_numpy(item_rows).to(self.device)
+        return users, self.table(split, rows).take(distinct), labels
+
+    def extra_items(
+        self, split: str, positions: np.ndarray, rows: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
+        return np.empty(0, dtype=np.int64), {}
+
+
+@dataclass
+class BprRecipe(Recipe):
+    negatives: int = 1
+
+    def extra_items(
+        self, split: str, positions: np.ndarray, rows: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
+        b, k = rows.size, self.negatives
+        neg = rng.integers(0, self.data.n_items, size=b * k)
+        idx = b + np.arange(b * k).reshape(b, k)
+        return neg, {"negatives": torch.from_numpy(idx).to(self.device)}
+
+
+@dataclass
+class InBatchRecipe(Recipe):
+    """In-batch negatives (+ shared uniform negatives) with log sampling probabilities."""
+
+    log_q: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float32))
+    shared_negatives: int = 0
+
+    def extra_items(
+        self, split: str, positions: np.ndarray, rows: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
+        n = self.shared_negatives
+        shared = rng.integers(0, self.data.n_items, size=n)
+        pos = self.data.item[rows]
+        # uniform draws: every item has probability 1/I of filling a shared slot
+        log_q = np.concatenate([self.log_q[pos], np.full(n, -np.log(self.data.n_items), dtype=np.float32)])
+        labels = {
+            "n_shared": torch.tensor(rows.size + n),
+            "log_q": torch.from_numpy(log_q.astype(np.float32)).to(self.device),
+        }
+        return shared, labels
+
+
+@dataclass
+class HardNegativeRecipe(InBatchRecipe):
+    hard: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (examples, K) item ids, -1 = none
+
+    def extra_items(
+        self, split: str, positions: np.ndarray, rows: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
+        shared, labels = super().extra_items(split, positions, rows, rng)
+        hard = self.hard[split][positions]
+        b, n_shared = rows.size, rows.size + shared.size
+        flat = hard[hard >= 0]
+        idx = np.full(hard.shape, -1, dtype=np.int64)
+        idx[hard >= 0] = n_shared + np.arange(flat.size)
+        # hard negatives are chosen, not sampled in proportion to popularity: no correction (log q = 0)
+        log_q = torch.cat([labels["log_q"], torch.zeros(flat.size, device=self.device)])
+        extra = np.concatenate([shared, flat])
+        category = self.data.item_category[np.concatenate([self.data.item[rows], extra])]
+        labels.update(
+            negatives=torch.from_numpy(idx).to(self.device),
+            log_q=log_q,
+            category=torch.from_numpy(category).to(self.device),
+        )
+        assert labels["n_shared"].item() == n_shared and b == hard.shape[0]
+        return extra, labels

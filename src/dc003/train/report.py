@@ -1,0 +1,132 @@
+"""What phase 4 writes besides its own phase directory: the contract's checkpoint artifacts, the
+architecture-validation record for the gates and the training history (``training_metrics.json``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dc003.model import checkpoint
+
+if TYPE_CHECKING:
+    from dc003.contracts.dc003 import Dc003Contract
+    from dc003.model.two_tower import TwoTowerModel
+    from dc003.train.data import TrainingData
+
+_SHAPE_SAMPLE = 256
+
+
+def write_contract_checkpoints(
+    model: TwoTowerModel, optimizer_state: dict[str, Any], contract: Dc003Contract, checkpoints_dir: Path
+) -> dict[str, Path]:
+    """``best_model.pt`` (config + full state dict), ``user_tower.pt`` / ``item_tower.pt`` (config + that
+    tower's state dict), ``optimizer.pt`` (optimizer state dict); file names from the contract."""
+    arts = contract.output_artifacts
+    config = model.config.model_dump(mode="json")
+    files: dict[str, dict[str, Any]] = {
+        "best_model.pt": {"config": config, "state_dict": model.state_dict()},
+        "user_tower.pt": {
+            "config": config,
+            "tower": "user_tower",
+            "state_dict": model.user_tower.state_dict(),
+        },
+        "item_tower.pt": {
+            "config": config,
+            "tower": "item_tower",
+            "state_dict": model.item_tower.state_dict(),
+        },
+        "optimizer.pt": {"state_dict": optimizer_state},
+    }
+    out = {}
+    for name, obj in files.items():
+        path = checkpoints_dir / Path(arts.path_of(name)).name
+        checkpoint.save(path, obj)
+        out[name] = path
+    return out
+
+
+def _output_shapes(model: TwoTowerModel, data: TrainingData) -> dict[str, Any]:
+    import torch
+
+    from dc003.train.batches import ItemTable, user_features
+
+    rows = data.rows("val")[:_SHAPE_SAMPLE]
+    model.eval()
+    with torch.no_grad():
+        u = model.get_user_embeddings(
+            user_features(
+                data,
+                data.features["val"],
+                rows,
+                model.config.user_tower.sequence.max_len,
+                torch.device("cpu"),
+            )
+        )
+        items = ItemTable.build(data, "val", torch.device("cpu")).take(
+            np.arange(min(_SHAPE_SAMPLE, data.n_items))
+        )
+        i = model.get_item_embeddings(items)
+    dim = model.config.embedding_dim
+    norm_err = float(max((u.norm(dim=1) - 1).abs().max(), (i.norm(dim=1) - 1).abs().max()))
+    ok = (
+        u.shape[1] == dim
+        and i.shape[1] == dim
+        and norm_err < 1e-4
+        and bool(torch.isfinite(u).all() and torch.isfinite(i).all())
+    )
+    return {
+        "ok": ok,
+        "expected_dim": dim,
+        "user_tower": list(u.shape),
+        "item_tower": list(i.shape),
+        "max_unit_norm_error": norm_err,
+    }
+
+
+def architecture_report(
+    model: TwoTowerModel, data: TrainingData, history: list[dict[str, Any]], contract: Dc003Contract
+) -> dict[str, Any]:
+    from dc003.train.archcheck import gradient_flow, loss_trend
+
+    flow_check = contract.model_validation.find("gradient_flow")
+    min_norm = flow_check.min_grad_norm or 0.0
+    max_norm = flow_check.max_grad_norm or math.inf
+    per_phase_flow = {h["phase"]: gradient_flow(h["grad_stats"], min_norm, max_norm) for h in history}
+    trends: dict[str, list[float]] = {}
+    for h in history:
+        losses = [float(e["train/epoch_loss"]) for e in h["epochs"]]
+        if len(losses) < 2:  # one epoch: compare the first and last tenth of its steps instead
+            losses = [float(h["step_loss_head"]), float(h["step_loss_tail"])]
+        trends[h["phase"]] = losses
+    speeds = {h["phase"]: h["samples_per_s"] for h in history}
+    peaks = [h["gpu_peak_memory_percent"] for h in history if h.get("gpu_peak_memory_percent") is not None]
+    return {
+        "parameter_count": {**model.parameter_counts(), "total": sum(model.parameter_counts().values())},
+        "output_shapes": _output_shapes(model, data),
+        "gradient_flow": {
+            "ok": all(f["ok"] for f in per_phase_flow.values()),
+            "phases": per_phase_flow,
+            "layers": {h["phase"]: h["grad_stats"] for h in history},
+        },
+        "loss_trend": loss_trend(trends),
+        "training_speed": {
+            "phase_2_samples_per_s": speeds.get("phase_2"),
+            "samples_per_s": speeds,
+            "device": {h["phase"]: h["device"] for h in history},
+            "precision": {h["phase"]: h["precision"] for h in history},
+        },
+        "gpu_memory": {"peak_percent": max(peaks) if peaks else None},
+    }
+
+
+def training_metrics(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The training history of all four phases without the per-layer gradient tables."""
+    return {
+        "phases": [{k: v for k, v in h.items() if k != "grad_stats"} for h in history],
+        "final": history[-1]["final"] if history else {},
+        "popularity_baseline_val": history[-1]["popularity_baseline_val"] if history else {},
+    }

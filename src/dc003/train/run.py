@@ -1,0 +1,450 @@
+"""The training stages ``phase_1`` ... ``phase_4`` (called by ``pipeline/phase_N.py``).
+
+Phase 1 builds the model from the contracts, the ``model`` params and train-split statistics; phases 2-4
+rebuild it from the previous phase's checkpoint alone. Each phase writes ``<phases_dir>/phase_N/``:
+``model.pt`` (config + weights), ``summary.json`` (this phase) and ``history.json`` (phases 1..N).
+Phase 4 also writes the contract's checkpoint artifacts, ``architecture_validation.json`` and
+``training_metrics.json``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dc003.io import read_json, sha256_file, write_json
+
+if TYPE_CHECKING:
+    import torch
+
+    from dc003.model.two_tower import TwoTowerModel
+    from dc003.params.train import (
+        ModelParams,
+        Phase1Params,
+        Phase2Params,
+        Phase3Params,
+        Phase4Params,
+        PhaseParams,
+    )
+    from dc003.train.data import TrainingData
+    from dc003.train.loop import LoopSettings, PhaseResult
+    from dc003.train.recipes import Recipe
+
+MODEL_FILE = "model.pt"
+SUMMARY_FILE = "summary.json"
+HISTORY_FILE = "history.json"
+
+
+@dataclass(frozen=True)
+class PhasePaths:
+    dataset_dir: Path
+    text_dir: Path
+    out_dir: Path  # <phases_dir>/phase_N
+    live_dir: Path  # dvclive directory of the phase
+    resume_dir: Path  # kept outside the stage's outputs
+    input_dir: Path | None = None  # previous phase's out_dir
+    validation: Path | None = None  # the validate stage's summary: training never runs on unvalidated data
+
+
+def _device() -> torch.device:
+    import torch
+
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _check_validated(path: Path | None) -> None:
+    from dc003.errors import Dc003Error
+
+    if path is None:
+        return
+    if not path.is_file():
+        raise Dc003Error(f"{path}: missing: the validate stage must pass before training")
+    summary = read_json(path)
+    if isinstance(summary, dict) and summary.get("passed") is False:
+        raise Dc003Error(f"{path}: passed: the dataset failed validation; training refuses to run")
+
+
+def _settings(name: str, seed: int, p: PhaseParams, **extra: Any) -> LoopSettings:
+    from dc003.train.loop import LoopSettings
+
+    return LoopSettings(
+        phase=name,
+        seed=seed,
+        epochs=p.epochs,
+        batch_size=p.batch_size,
+        learning_rate=p.learning_rate,
+        weight_decay=p.weight_decay,
+        gradient_clipping=p.gradient_clipping,
+        mixed_precision=p.mixed_precision,
+        scheduler=p.scheduler,
+        examples_per_epoch=p.examples_per_epoch,
+        **extra,
+    )
+
+
+def _resume_key(name: str, seed: int, section: Any, inputs: list[Path]) -> str:
+    from dc003.train.resume import input_key, source_digest
+
+    return input_key(
+        {
+            "phase": name,
+            "seed": seed,
+            "params": section.model_dump(mode="json"),
+            "inputs": {str(p): sha256_file(p) for p in inputs if p.is_file()},
+            "code": source_digest("dc003.model", "dc003.train"),
+        }
+    )
+
+
+def _data_inputs(paths: PhasePaths) -> list[Path]:
+    from dc003.text.embed import VECTORS_FILE
+
+    return [paths.dataset_dir / "manifest.json", paths.text_dir / VECTORS_FILE]
+
+
+def _common(
+    model: TwoTowerModel, data: TrainingData, device: torch.device
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    from dc003.train.batches import ItemTable
+
+    examples = {"train": data.rows("train"), "val": data.rows("val")}
+    items = {s: ItemTable.periods(data, s, device) for s in ("train", "val")}
+    return examples, items
+
+
+def _train(
+    name: str,
+    model: TwoTowerModel,
+    data: TrainingData,
+    recipe: Recipe,
+    settings: LoopSettings,
+    paths: PhasePaths,
+    resume_key: str,
+    device: torch.device,
+    progress: bool,
+) -> PhaseResult:
+    from dc003.train.loop import train_phase
+    from dc003.train.resume import ResumeStore
+    from dc003.train.validation import retrieval_metrics, retrieval_set, validation_loss
+
+    rset = retrieval_set(data, "val")
+
+    def validate(m: TwoTowerModel) -> dict[str, float]:
+        out = {"val/loss": validation_loss(m, recipe, settings.batch_size, settings.seed)}
+        out.update(
+            {
+                f"val/{k}": v
+                for k, v in retrieval_metrics(
+                    m, data, rset, recipe.items["val"][0], recipe.max_len, device
+                ).items()
+            }
+        )
+        return out
+
+    store = ResumeStore(paths.resume_dir, resume_key)
+    result = train_phase(
+        model,
+        recipe,
+        settings,
+        device=device,
+        validate=validate,
+        live_dir=paths.live_dir,
+        resume=store,
+        progress=progress,
+    )
+    store.clear()
+    return result
+
+
+def _write_phase(
+    name: str,
+    model: TwoTowerModel,
+    data: TrainingData,
+    result: PhaseResult,
+    settings: LoopSettings,
+    paths: PhasePaths,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    from dc003.model import checkpoint
+    from dc003.train.validation import popularity_baseline, retrieval_set
+
+    model.cpu()
+    summary: dict[str, Any] = {
+        "phase": name,
+        "device": result.device,
+        "precision": result.precision,
+        "settings": settings.__dict__,
+        "parameter_count": model.parameter_counts(),
+        "steps": result.steps,
+        "train_samples": result.train_samples,
+        "train_seconds": round(result.train_seconds, 3),
+        "samples_per_s": round(result.samples_per_s, 1),
+        "step_loss_head": result.step_losses_head,
+        "step_loss_tail": result.step_losses_tail,
+        "epochs": result.epochs,
+        "final": result.epochs[-1] if result.epochs else {},
+        "popularity_baseline_val": popularity_baseline(data, retrieval_set(data, "val")),
+        "grad_stats": result.grad_stats,
+        "gpu_peak_memory_percent": _gpu_peak_percent(),
+        **(extra or {}),
+    }
+    history: list[dict[str, Any]] = []
+    if paths.input_dir is not None and (paths.input_dir / HISTORY_FILE).is_file():
+        history = list(read_json(paths.input_dir / HISTORY_FILE))
+    history.append(summary)
+    paths.out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint.save_model(paths.out_dir / MODEL_FILE, model, phase=name, metrics=_scalars(summary["final"]))
+    write_json(paths.out_dir / SUMMARY_FILE, summary)
+    write_json(paths.out_dir / HISTORY_FILE, history)
+    return summary
+
+
+def _gpu_peak_percent() -> float | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    total = torch.cuda.get_device_properties(0).total_memory
+    return round(100.0 * torch.cuda.max_memory_allocated() / total, 2)
+
+
+def _scalars(d: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in d.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _load_previous(paths: PhasePaths, dc002_path: Path) -> tuple[TwoTowerModel, TrainingData]:
+    from dc003.contracts import load_dc002
+    from dc003.model import checkpoint
+    from dc003.text.embed import load_item_text
+    from dc003.train.data import load_training_data
+
+    assert paths.input_dir is not None
+    model, _ = checkpoint.load_model(paths.input_dir / MODEL_FILE)
+    data = load_training_data(
+        paths.dataset_dir, load_item_text(paths.text_dir), model.config, load_dc002(dc002_path)
+    )
+    return model, data
+
+
+def run_phase_1(
+    seed: int,
+    model_params: ModelParams,
+    params: Phase1Params,
+    paths: PhasePaths,
+    *,
+    dc003_path: Path,
+    dc002_path: Path,
+    progress: bool = True,
+) -> dict[str, Any]:
+    import torch
+
+    from dc003.contracts import load_dc002, load_dc003
+    from dc003.model.config import resolve_model_config
+    from dc003.model.two_tower import TwoTowerModel
+    from dc003.text.embed import load_item_text
+    from dc003.train.data import fit_stats, load_training_data, read_counts
+    from dc003.train.objectives import BprObjective
+    from dc003.train.recipes import BprRecipe
+
+    _check_validated(paths.validation)
+    device = _device()
+    dc003, dc002 = load_dc003(dc003_path), load_dc002(dc002_path)
+    n_users, n_items = read_counts(paths.dataset_dir)
+    sources = {n.name: n.column for n in dc002.compatibility.numerical}
+    stats = fit_stats(paths.dataset_dir, sources, n_users, n_items)
+    config = resolve_model_config(dc003, dc002, model_params, n_items=n_items, stats=stats)
+    data = load_training_data(paths.dataset_dir, load_item_text(paths.text_dir), config, dc002)
+    torch.manual_seed(seed)
+    model = TwoTowerModel(config)
+    model.user_tower.history.set_item_attributes(torch.from_numpy(data.item_attributes))
+    examples, items = _common(model, data, device)
+    recipe = BprRecipe(
+        data=data,
+        examples=examples,
+        items=items,
+        max_len=config.user_tower.sequence.max_len,
+        device=device,
+        objective=BprObjective(margin=params.margin),
+        negatives=params.negatives,
+    )
+    settings = _settings("phase_1", seed, params)
+    key = _resume_key(
+        "phase_1",
+        seed,
+        params,
+        [*_data_inputs(paths), dc003_path, dc002_path],
+    ) + _model_params_key(model_params)
+    result = _train("phase_1", model, data, recipe, settings, paths, key, device, progress)
+    return _write_phase("phase_1", model, data, result, settings, paths)
+
+
+def _model_params_key(p: ModelParams) -> str:
+    from dc003.train.resume import input_key
+
+    return input_key(p.model_dump(mode="json"))[:8]
+
+
+def _in_batch_log_q(data: TrainingData, rows: np.ndarray) -> np.ndarray:
+    from dc003.train.negatives import log_sampling_probability
+
+    return log_sampling_probability(np.bincount(data.item[rows], minlength=data.n_items))
+
+
+def run_phase_2(
+    seed: int, params: Phase2Params, paths: PhasePaths, *, dc002_path: Path, progress: bool = True
+) -> dict[str, Any]:
+    from dc003.train.objectives import InfoNceObjective
+    from dc003.train.recipes import InBatchRecipe
+
+    device = _device()
+    model, data = _load_previous(paths, dc002_path)
+    examples, items = _common(model, data, device)
+    recipe = InBatchRecipe(
+        data=data,
+        examples=examples,
+        items=items,
+        max_len=model.config.user_tower.sequence.max_len,
+        device=device,
+        objective=InfoNceObjective(params.temperature, params.label_smoothing, params.popularity_weight),
+        log_q=_in_batch_log_q(data, examples["train"]),
+        shared_negatives=params.random_negatives,
+    )
+    settings = _settings(
+        "phase_2",
+        seed,
+        params,
+        gradient_accumulation=params.gradient_accumulation,
+        min_learning_rate=params.min_learning_rate,
+        restart_epochs=params.restart_epochs,
+        restart_mult=params.restart_mult,
+        warmup_steps=params.warmup_steps,
+    )
+    assert paths.input_dir is not None
+    key = _resume_key(
+        "phase_2", seed, params, [*_data_inputs(paths), paths.input_dir / MODEL_FILE, dc002_path]
+    )
+    result = _train("phase_2", model, data, recipe, settings, paths, key, device, progress)
+    return _write_phase("phase_2", model, data, result, settings, paths)
+
+
+def _mine(
+    model: TwoTowerModel,
+    data: TrainingData,
+    recipe_items: dict[str, Any],
+    examples: dict[str, np.ndarray],
+    params: Phase3Params,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    from dc003.train.negatives import neighbour_candidates, select_hard_negatives, training_positive_codes
+    from dc003.train.validation import embed_items
+
+    model.eval()
+    emb = embed_items(model, recipe_items["train"][-1])
+    model.train()
+    cand = neighbour_candidates(
+        emb, data.item_category, params.similarity_threshold, params.hard_negative_candidates
+    )
+    codes = training_positive_codes(data)
+    hard = {
+        s: select_hard_negatives(
+            data.user[rows], data.item[rows], cand, codes, data.n_items, params.max_hard_negatives
+        )
+        for s, rows in examples.items()
+    }
+    tr = hard["train"]
+    n_valid = (tr >= 0).sum(axis=1)
+    pos_cat = data.item_category[data.item[examples["train"]]]
+    other = (tr >= 0) & (data.item_category[np.maximum(tr, 0)] != pos_cat[:, None])
+    stats = {
+        "examples": int(tr.shape[0]),
+        "mean_hard_negatives": float(n_valid.mean()) if tr.size else 0.0,
+        "share_with_any": float((n_valid > 0).mean()) if tr.size else 0.0,
+        "share_other_category": float(other.sum() / max(int((tr >= 0).sum()), 1)),
+        "items_with_candidates": float(((cand >= 0).sum(axis=1) > 0).mean()),
+    }
+    return hard, stats
+
+
+def run_phase_3(
+    seed: int, params: Phase3Params, paths: PhasePaths, *, dc002_path: Path, progress: bool = True
+) -> dict[str, Any]:
+    from dc003.train.objectives import CompositeObjective, InfoNceObjective
+    from dc003.train.recipes import HardNegativeRecipe
+
+    device = _device()
+    model, data = _load_previous(paths, dc002_path)
+    model.to(device)
+    examples, items = _common(model, data, device)
+    hard, mining = _mine(model, data, items, examples, params)
+    recipe = HardNegativeRecipe(
+        data=data,
+        examples=examples,
+        items=items,
+        max_len=model.config.user_tower.sequence.max_len,
+        device=device,
+        objective=CompositeObjective(
+            InfoNceObjective(params.temperature, params.label_smoothing, params.popularity_weight),
+            infonce_weight=params.infonce_weight,
+            category_weight=params.category_weight,
+            category_temperature=params.category_temperature,
+        ),
+        log_q=_in_batch_log_q(data, examples["train"]),
+        shared_negatives=0,
+        hard=hard,
+    )
+    settings = _settings("phase_3", seed, params)
+    assert paths.input_dir is not None
+    key = _resume_key(
+        "phase_3", seed, params, [*_data_inputs(paths), paths.input_dir / MODEL_FILE, dc002_path]
+    )
+    result = _train("phase_3", model, data, recipe, settings, paths, key, device, progress)
+    return _write_phase("phase_3", model, data, result, settings, paths, {"hard_negative_mining": mining})
+
+
+def run_phase_4(
+    seed: int,
+    params: Phase4Params,
+    paths: PhasePaths,
+    *,
+    checkpoints_dir: Path,
+    reports_dir: Path,
+    metrics_dir: Path,
+    dc003_path: Path,
+    dc002_path: Path,
+    progress: bool = True,
+) -> dict[str, Any]:
+    from dc003.contracts import load_dc003
+    from dc003.train.objectives import ConsistencyObjective
+    from dc003.train.recipes import Recipe
+    from dc003.train.report import architecture_report, training_metrics, write_contract_checkpoints
+
+    device = _device()
+    model, data = _load_previous(paths, dc002_path)
+    examples, items = _common(model, data, device)
+    recipe = Recipe(
+        data=data,
+        examples=examples,
+        items=items,
+        max_len=model.config.user_tower.sequence.max_len,
+        device=device,
+        objective=ConsistencyObjective(params.temperature),
+    )
+    settings = _settings("phase_4", seed, params, ema_decay=params.ema_decay)
+    assert paths.input_dir is not None
+    key = _resume_key(
+        "phase_4", seed, params, [*_data_inputs(paths), paths.input_dir / MODEL_FILE, dc002_path]
+    )
+    result = _train("phase_4", model, data, recipe, settings, paths, key, device, progress)
+    summary = _write_phase("phase_4", model, data, result, settings, paths)
+    contract = load_dc003(dc003_path)
+    history = list(read_json(paths.out_dir / HISTORY_FILE))
+    write_contract_checkpoints(model, result.optimizer_state, contract, checkpoints_dir)
+    write_json(
+        reports_dir / "architecture_validation.json", architecture_report(model, data, history, contract)
+    )
+    write_json(metrics_dir / "training_metrics.json", training_metrics(history))
+    return summary

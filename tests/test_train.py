@@ -1,0 +1,406 @@
+"""Training machinery on a tiny dataset: batches, schedules, hard negatives, resume after a kill,
+determinism, the NaN stop, and the four phases end to end."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dc003.errors import Dc003Error
+from dc003.model.two_tower import TwoTowerModel
+from dc003.train.batches import basket_ids, epoch_order, history_window
+from dc003.train.data import TrainingData, load_training_data
+from dc003.train.loop import LoopSettings, train_phase
+from dc003.train.negatives import (
+    log_sampling_probability,
+    neighbour_candidates,
+    select_hard_negatives,
+    training_positive_codes,
+)
+from dc003.train.objectives import BprObjective, InfoNceObjective
+from dc003.train.recipes import BprRecipe, InBatchRecipe
+from dc003.train.resume import ResumeStore
+from dc003.train.schedule import Schedule
+from tests.test_train_fixtures import N_ITEMS, tiny_config, write_dataset
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> object:
+    # tiny tensors: one thread avoids OpenMP barrier stalls when the test machine is busy
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainingData]:
+    from tests.test_train_fixtures import contracts
+
+    root = write_dataset(tmp_path_factory.mktemp("tiny"))
+    text = np.load(root / "text" / "item_text.npy")
+    data = load_training_data(root / "dataset", text, tiny_config(), contracts()[1])
+    return root, data
+
+
+def _model(seed: int = 0) -> TwoTowerModel:
+    torch.manual_seed(seed)
+    return TwoTowerModel(tiny_config())
+
+
+def _recipe(data: TrainingData, kind: str = "infonce") -> BprRecipe | InBatchRecipe:
+    from dc003.train.batches import ItemTable
+
+    examples = {"train": data.rows("train"), "val": data.rows("val")}
+    items = {s: ItemTable.periods(data, s, CPU) for s in ("train", "val")}
+    if kind == "bpr":
+        return BprRecipe(data, examples, items, 50, CPU, BprObjective(0.1), negatives=2)
+    log_q = log_sampling_probability(np.bincount(data.item[examples["train"]], minlength=data.n_items))
+    return InBatchRecipe(
+        data, examples, items, 50, CPU, InfoNceObjective(0.08, 0.1, 0.5), log_q=log_q, shared_negatives=4
+    )
+
+
+def _settings(**kw: object) -> LoopSettings:
+    values: dict[str, object] = {
+        "phase": "phase_2",
+        "seed": 3,
+        "epochs": 2,
+        "batch_size": 16,
+        "learning_rate": 1e-3,
+        "weight_decay": 1e-5,
+        "gradient_clipping": 1.0,
+        "mixed_precision": False,
+        "scheduler": "constant",
+    }
+    values.update(kw)
+    return LoopSettings(**values)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ data and batches
+
+
+def test_dataset_loads_with_histories_and_features(tiny: tuple[Path, TrainingData]) -> None:
+    _, data = tiny
+    assert data.n_items == N_ITEMS and data.item_text.shape == (N_ITEMS, 2, 384)
+    assert set(data.features) == {"train", "val", "test"}
+    assert np.isnan(
+        data.features["train"].user_num[::5, 0]
+    ).all()  # missing ages stay NaN (imputed in the tower)
+    assert data.rows("train").size > 0 and data.rows("val").size > 0
+    assert data.category_names[:2] == ["unknown", "Garment Upper body"]
+
+
+def test_history_window_is_most_recent_first_and_trimmed(tiny: tuple[Path, TrainingData]) -> None:
+    _, data = tiny
+    rows = data.rows("train")[:10]
+    items, padding = history_window(data, rows, 50)
+    lengths = data.hist_end[rows] - data.hist_start[rows]
+    assert items.shape[1] == lengths.max()  # trimmed to the longest real history
+    for k, r in enumerate(rows):
+        n = lengths[k]
+        assert (~padding[k]).sum() == n
+        expected = data.item[data.hist_start[r] : data.hist_end[r]][::-1]
+        assert np.array_equal(items[k, :n], expected)
+        assert (data.day[data.hist_start[r] : data.hist_end[r]] < data.day[r]).all()
+    short, pad = history_window(data, rows, 2)
+    assert short.shape[1] <= 2 and np.array_equal(short[~pad], items[:, :2][~padding[:, :2]])
+
+
+def test_train_examples_see_item_features_as_of_their_week(tiny: tuple[Path, TrainingData]) -> None:
+    root, data = tiny
+    import pyarrow.parquet as pq
+
+    rows = data.rows("train")
+    assert len(data.train_weeks) == 5  # a 30-day train window
+    assert np.array_equal(data.period[rows], (data.day[rows] - 100) // 7)
+    # week 0 is the dataset's own items_train; week k counts purchases in the 28 days before day 100 + 7k
+    assert np.array_equal(data.train_weeks[0][1], data.features["train"].item_num)
+    window = pq.read_table(root / "dataset" / "items_train.parquet").column("popularity_score").to_numpy()
+    assert np.allclose(data.train_weeks[0][1][:, 1], window)
+    cut = 100 + 7 * 3
+    sold = np.bincount(data.item[(data.day < cut) & (data.day >= cut - 28)], minlength=N_ITEMS).astype(float)
+    expected = (sold - sold.min()) / (sold.max() - sold.min())
+    assert np.allclose(data.train_weeks[3][1][:, 1], expected, atol=1e-6)
+    assert not np.allclose(data.train_weeks[3][1][:, 1], data.train_weeks[0][1][:, 1])
+    # the other split features are untouched
+    _cat, num = data.item_arrays("val")
+    assert num is data.features["val"].item_num
+
+
+def test_a_batch_never_mixes_train_weeks(tiny: tuple[Path, TrainingData]) -> None:
+    _, data = tiny
+    recipe = _recipe(data)
+    for pos in recipe.order("train", 8, np.random.default_rng(0)):
+        assert np.unique(data.period[recipe.examples["train"][pos]]).size == 1
+
+
+def test_epoch_order_keeps_baskets_whole_and_covers_everything(tiny: tuple[Path, TrainingData]) -> None:
+    _, data = tiny
+    rows = data.rows("train")
+    baskets = basket_ids(data, rows)
+    lengths = data.hist_end[rows] - data.hist_start[rows]
+    batches = epoch_order(baskets, lengths, 16, np.random.default_rng(0))
+    flat = np.concatenate(batches)
+    assert np.array_equal(np.sort(flat), np.arange(rows.size))  # each example exactly once
+    for b in batches:
+        members = set(baskets[b].tolist())
+        full = {int(x) for x in np.flatnonzero(np.isin(baskets, list(members)))}
+        assert full == set(b.tolist())  # whole baskets only
+        assert len(members) > 1  # batch norm needs more than one user row
+    assert np.mean([b.size for b in batches]) == pytest.approx(16, rel=0.35)
+    again = epoch_order(baskets, lengths, 16, np.random.default_rng(0))
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
+
+
+def test_deduplicated_towers_give_the_same_loss_as_per_example(tiny: tuple[Path, TrainingData]) -> None:
+    """A batch runs each tower once per basket / distinct item and expands by index: the loss must equal
+    the loss computed with one tower row per example."""
+    _, data = tiny
+    recipe = _recipe(data)
+    model = _model().eval()
+    model.objective = recipe.objective
+    pos = recipe.order("train", 16, np.random.default_rng(1))[0]
+    users, items, labels = recipe.batch("train", pos, np.random.default_rng(2))
+    with torch.no_grad():
+        dedup = model.compute_loss(model.get_user_embeddings(users), model.get_item_embeddings(items), labels)
+        full_users = users._replace(**{f: getattr(users, f)[labels["user_rows"]] for f in users._fields})
+        full_items = items.take(labels["item_rows"])
+        plain = {k: v for k, v in labels.items() if k not in ("user_rows", "item_rows")}
+        per_example = model.compute_loss(
+            model.get_user_embeddings(full_users), model.get_item_embeddings(full_items), plain
+        )
+    assert labels["user_rows"].max() < labels["users"].numel()  # some example shared a user row
+    assert dedup.item() == pytest.approx(per_example.item(), rel=1e-5)
+
+
+# ------------------------------------------------------------------ schedules
+
+
+def test_warm_restart_schedule() -> None:
+    s = Schedule(
+        "cosine_annealing_warm_restarts", lr=0.03, min_lr=5e-4, epochs=3, restart_epochs=1, restart_mult=2
+    )
+    assert s(0.0) == pytest.approx(0.03)
+    assert s(0.999) == pytest.approx(5e-4, abs=2e-5)
+    assert s(1.0) == pytest.approx(0.03)  # restart after the first epoch
+    assert s(2.0) == pytest.approx((0.03 + 5e-4) / 2)  # halfway through the 2-epoch second cycle
+    assert s(2.9999) == pytest.approx(5e-4, abs=1e-6)
+
+
+def test_other_schedules_and_warmup() -> None:
+    assert Schedule("constant", 1e-3, 0.0, 2)(1.7) == 1e-3
+    lin = Schedule("linear_decay", 1e-5, 0.0, 1)
+    assert lin(0.0) == 1e-5 and lin(0.5) == pytest.approx(5e-6) and lin(1.0) == 0.0
+    cos = Schedule("cosine_annealing", 1.0, 0.0, 4)
+    assert cos(2.0) == pytest.approx(0.5)
+    warm = Schedule("constant", 1.0, 0.0, 1, warmup_steps=4)
+    assert [warm(0.0, s) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+
+
+# ------------------------------------------------------------------ hard negatives
+
+
+def test_neighbour_candidates_threshold_and_category_preference() -> None:
+    emb = np.array([[1.0, 0.0], [0.95, 0.31], [0.9, 0.44], [0.0, 1.0], [-1.0, 0.0]], dtype=np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    category = np.array([0, 0, 1, 1, 1])
+    cand = neighbour_candidates(emb, category, threshold=0.3, n_candidates=4)
+    # item 0: items 1 (same category, sim .95) and 2 (other category, sim .9) pass the threshold; 2 first;
+    # 3 (sim 0) and 4 (sim -1) are below the threshold; never item 0 itself
+    assert cand[0].tolist() == [2, 1, -1, -1]
+    assert all(i not in row for i, row in enumerate(cand.tolist()))
+
+
+def test_hard_negatives_never_a_training_positive_and_at_most_k() -> None:
+    candidates = np.array([[1, 2, 3, -1], [0, 2, 3, -1], [0, 1, 3, -1], [0, 1, 2, -1]])
+    users = np.array([0, 1])
+    positives = np.array([0, 0])
+    n_items = 4
+    owned = np.array([0 * n_items + 0, 0 * n_items + 2, 1 * n_items + 0])  # user 0 bought 0 and 2
+    hard = select_hard_negatives(users, positives, candidates, np.sort(owned), n_items, max_hard=2)
+    assert hard[0].tolist() == [1, 3]  # 2 skipped: user 0 bought it
+    assert hard[1].tolist() == [1, 2]  # capped at 2
+    one = select_hard_negatives(users, positives, candidates, np.sort(owned), n_items, max_hard=5)
+    assert one[0].tolist() == [1, 3, -1, -1, -1]
+
+
+def test_training_positive_codes_cover_history_and_train_only(tiny: tuple[Path, TrainingData]) -> None:
+    _, data = tiny
+    codes = training_positive_codes(data)
+    val = data.rows("val")
+    before = data.split <= 1
+    assert np.isin(data.user[before] * data.n_items + data.item[before], codes).all()
+    only_val = ~np.isin(
+        data.user[val] * data.n_items + data.item[val], data.user[before] * data.n_items + data.item[before]
+    )
+    assert not np.isin((data.user[val] * data.n_items + data.item[val])[only_val], codes).any()
+
+
+# ------------------------------------------------------------------ the loop: determinism, resume, NaN
+
+
+def _validate(model: TwoTowerModel) -> dict[str, float]:
+    return {"val/probe": float(sum(p.detach().double().sum() for p in model.parameters()))}
+
+
+def test_same_seed_same_data_gives_identical_results(
+    tiny: tuple[Path, TrainingData], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, data = tiny
+    monkeypatch.chdir(tmp_path)
+    runs = []
+    for _ in range(2):
+        model = _model()
+        result = train_phase(
+            model, _recipe(data), _settings(), device=CPU, validate=_validate, progress=False
+        )
+        runs.append((result.epochs, {k: v.clone() for k, v in model.state_dict().items()}))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(runs[0][1][k], runs[1][1][k]) for k in runs[0][1])
+    other = _model()
+    different = train_phase(
+        other, _recipe(data), _settings(seed=4), device=CPU, validate=_validate, progress=False
+    )
+    assert different.epochs != runs[0][0]
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_killed_phase_resumes_from_last_epoch(
+    tiny: tuple[Path, TrainingData], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, data = tiny
+    monkeypatch.chdir(tmp_path)
+    settings = _settings(epochs=3, scheduler="cosine_annealing_warm_restarts", min_learning_rate=1e-5)
+    reference = _model()
+    ref = train_phase(
+        reference,
+        _recipe(data),
+        settings,
+        device=CPU,
+        validate=_validate,
+        live_dir=tmp_path / "ref",
+        progress=False,
+    )
+
+    calls = {"n": 0}
+
+    def dies_in_epoch_2(model: TwoTowerModel) -> dict[str, float]:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise _Killed  # killed during the second epoch's end, after the first epoch's state was saved
+        return _validate(model)
+
+    store = ResumeStore(tmp_path / "resume", "key")
+    with pytest.raises(_Killed):
+        train_phase(
+            _model(),
+            _recipe(data),
+            settings,
+            device=CPU,
+            validate=dies_in_epoch_2,
+            live_dir=tmp_path / "live",
+            resume=store,
+            progress=False,
+        )
+    state = store.load()
+    assert state is not None and state["epoch"] == 0
+
+    resumed_model = _model(seed=99)  # different init: everything must come from the resume state
+    resumed = train_phase(
+        resumed_model,
+        _recipe(data),
+        settings,
+        device=CPU,
+        validate=_validate,
+        live_dir=tmp_path / "live",
+        resume=store,
+        progress=False,
+    )
+    assert [e["epoch"] for e in resumed.epochs] == [0, 1, 2]
+    assert resumed.epochs == ref.epochs
+    ref_state = reference.state_dict()
+    assert all(torch.equal(v, ref_state[k]) for k, v in resumed_model.state_dict().items())
+    # the dvclive curves continue: one loss line per optimiser step of all three epochs
+    ref_lines = (tmp_path / "ref/plots/metrics/train/loss.tsv").read_text().splitlines()
+    got_lines = (tmp_path / "live/plots/metrics/train/loss.tsv").read_text().splitlines()
+    assert len(got_lines) == len(ref_lines) == ref.steps + 1
+    # a state saved for other inputs is never used
+    assert ResumeStore(tmp_path / "resume", "other").load() is None
+
+
+def test_nan_loss_stops_the_phase_and_keeps_the_last_good_state(
+    tiny: tuple[Path, TrainingData], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, data = tiny
+    monkeypatch.chdir(tmp_path)
+    recipe = _recipe(data)
+    real = recipe.objective
+    state = {"epoch": 0}
+
+    def poisoned(user: torch.Tensor, item: torch.Tensor, labels: dict[str, torch.Tensor]) -> torch.Tensor:
+        loss = real(user, item, labels)
+        return loss * float("nan") if state["epoch"] == 1 else loss
+
+    def validate(model: TwoTowerModel) -> dict[str, float]:
+        state["epoch"] += 1
+        return _validate(model)
+
+    recipe.objective = poisoned
+    store = ResumeStore(tmp_path / "resume", "k")
+    with pytest.raises(
+        Dc003Error, match=r"phase_2: epoch 1: step \d+: training loss is nan; the phase stopped"
+    ) as err:
+        train_phase(
+            _model(), recipe, _settings(), device=CPU, validate=validate, resume=store, progress=False
+        )
+    assert str(store.path) in str(err.value)
+    kept = store.load()
+    assert kept is not None and kept["epoch"] == 0
+    assert all(torch.isfinite(v).all() for v in kept["model"].values() if v.is_floating_point())
+
+
+def test_finite_loss_runs_clean(
+    tiny: tuple[Path, TrainingData], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, data = tiny
+    monkeypatch.chdir(tmp_path)
+    result = train_phase(
+        _model(), _recipe(data, "bpr"), _settings(epochs=1), device=CPU, validate=_validate, progress=False
+    )
+    assert result.precision == "fp32" and math.isfinite(result.epochs[0]["train/epoch_loss"])
+    assert result.grad_stats and all(s["steps"] == result.steps for s in result.grad_stats.values())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_mixed_precision_path(
+    tiny: tuple[Path, TrainingData], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dc003.train.batches import ItemTable
+
+    _, data = tiny
+    monkeypatch.chdir(tmp_path)
+    gpu = torch.device("cuda")
+    recipe = _recipe(data)
+    recipe.device = gpu
+    recipe.items = {s: ItemTable.periods(data, s, gpu) for s in ("train", "val")}
+    result = train_phase(
+        _model(),
+        recipe,
+        _settings(epochs=1, mixed_precision=True),
+        device=gpu,
+        validate=_validate,
+        progress=False,
+    )
+    assert result.precision == "fp16-autocast+grad-scaler"
+    assert math.isfinite(result.epochs[0]["train/epoch_loss"])
