@@ -11,6 +11,8 @@ export GX_ANALYTICS_ENABLED := false
 export ORT_DISABLE_TELEMETRY := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# stages run `python -m pipeline.X`: the venv's python must come first on PATH
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: setup repro test lint typecheck unit
 

@@ -115,3 +115,60 @@ def test_registry_list_cli(tmp_path: Path) -> None:
     )
     res = runner.invoke(app, ["registry", "list", "--registry", str(registry), "--json"])
     assert res.exit_code == 0 and [v["version"] for v in json.loads(res.stdout)] == ["v1"]
+
+
+def _measured_project(tmp_path: Path, *, recall_50: float) -> Path:
+    """A project whose measured files pass every gate except, when asked, recall@50."""
+    import copy
+
+    from dc003.contracts import load_dc003
+
+    from .test_gates import GOOD, _project
+
+    files = copy.deepcopy(GOOD)
+    files["metrics/evaluation_results.json"]["models"]["two_tower"]["recall_50"] = recall_50
+    root = _project(tmp_path, files)
+    for _, _, art in load_dc003(root / "contracts/dc003.yaml").output_artifacts.all():
+        target = root / art.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            target.write_text(f"{art.path}: weights")
+    return root
+
+
+def test_project_promotion_refuses_on_a_failing_gate_and_keeps_the_promoted_version(tmp_path: Path) -> None:
+    from dc003.registry import promote_project
+
+    root = _measured_project(tmp_path, recall_50=0.21)
+    registry = root / "registry"
+    first = promote_project(root, registry)
+    assert first.promoted and first.version == "v1" and first.created
+    manifest = json.loads((registry / "v1/manifest.json").read_text())
+    assert "checkpoints/best_model.pt" in {f["path"] for f in manifest["files"]}
+    assert manifest["metrics"]["recall_50"] == 0.21
+    before = _snapshot(registry)
+
+    # a new model that misses the recall bar: refused by name, the registry is byte-for-byte unchanged
+    (root / "checkpoints/best_model.pt").write_text("worse weights")
+    evaluation = root / "metrics/evaluation_results.json"
+    data = json.loads(evaluation.read_text())
+    data["models"]["two_tower"]["recall_50"] = 0.05
+    evaluation.write_text(json.dumps(data))
+    refused = promote_project(root, registry)
+    assert not refused.promoted and refused.failing_gates == ["recall_50", "final_metrics"]
+    assert "recall_50" in refused.message and "registry unchanged" in refused.message
+    assert _snapshot(registry) == before
+
+
+def test_registry_promote_cli_exits_1_on_refusal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _measured_project(tmp_path, recall_50=0.01)
+    monkeypatch.chdir(root)
+    result = CliRunner().invoke(app, ["registry", "promote"])
+    assert result.exit_code == 1
+    assert "recall_50" in result.output and not (root / "registry").exists()
+    data = json.loads((root / "metrics/evaluation_results.json").read_text())
+    data["models"]["two_tower"]["recall_50"] = 0.3
+    (root / "metrics/evaluation_results.json").write_text(json.dumps(data))
+    result = CliRunner().invoke(app, ["registry", "promote", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["version"] == "v1"

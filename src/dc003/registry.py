@@ -155,3 +155,62 @@ def _digest(hashed: list[tuple[Path, str]], root: Path) -> str:
     for f, sha in sorted(hashed, key=lambda p: _rel(p[0], root)):
         h.update(f"{_rel(f, root)}\0{sha}\n".encode())
     return h.hexdigest()
+
+
+class PromotionDecision(Declared):
+    """What a promotion attempt decided (the promote stage records it; `dc003 registry promote` prints it)."""
+
+    promoted: bool
+    version: str | None  # the version now holding these artifacts (None when refused)
+    created: bool  # False: refused, or the same artifacts were already the latest version
+    contract_version: str
+    failing_gates: list[str]
+    message: str
+
+
+def promote_project(
+    root: Path,
+    registry: Path,
+    *,
+    extra_files: tuple[Path, ...] = (),
+    contract_path: str = "contracts/dc003.yaml",
+    gates_path: str = "gates/promotion.yaml",
+    params_path: str = "params.yaml",
+) -> PromotionDecision:
+    """Compare the gates on the project's measured values and register the contract's artifacts.
+
+    Gates failing is a decision (``promoted=False``), not an error; missing artifacts or a corrupt
+    registry raise :class:`Dc003Error`. Either way nothing under ``registry`` changes unless promoted.
+    """
+    from dc003.contracts import load_dc003
+    from dc003.gates import run_gates
+
+    contract = load_dc003(root / contract_path)
+    report = run_gates(root / gates_path, root / contract_path, root / params_path, root=root)
+    failing = [g.name for g in report.failed()]
+    if failing:
+        reasons = "; ".join(f"{g.name}: {g.reason or 'failed'}" for g in report.failed())
+        return PromotionDecision(
+            promoted=False,
+            version=None,
+            created=False,
+            contract_version=report.contract_version,
+            failing_gates=failing,
+            message=f"promotion refused: {len(failing)} gate(s) fail ({reasons}); registry unchanged",
+        )
+    files = [root / art.path for _, _, art in contract.output_artifacts.all()] + list(extra_files)
+    evaluation_file = root / contract.output_artifacts.path_of("evaluation_results.json")
+    evaluation = read_json(evaluation_file) if evaluation_file.is_file() else {}
+    metrics = dict((evaluation.get("models") or {}).get("two_tower") or {})
+    entry, created = promote(
+        report, files, registry, root=root, contract_id=contract.contract.id, metrics=metrics
+    )
+    state = "promoted" if created else "already the latest version (same artifacts)"
+    return PromotionDecision(
+        promoted=True,
+        version=entry.version,
+        created=created,
+        contract_version=report.contract_version,
+        failing_gates=[],
+        message=f"{entry.version} {state} -> {registry / entry.version}",
+    )

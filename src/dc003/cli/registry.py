@@ -38,3 +38,21 @@ def list_(
         recall = "—" if v.recall_50 is None else f"{v.recall_50:.4f}"
         table.add_row(v.version, v.created, v.git_commit[:10], v.contract_version, recall)
     Console().print(table)
+
+
+@app.command("promote")
+@guarded
+def promote_(
+    registry: Annotated[Path, typer.Option("--registry", help="Registry folder.")] = Path("registry"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
+) -> None:
+    """Register the contract's artifacts as a new version if every gate passes; exit 1 on a refusal."""
+    from dc003.registry import promote_project
+
+    decision = promote_project(Path.cwd(), registry)
+    if as_json:
+        print_json(decision.model_dump(mode="json"))
+    else:
+        typer.echo(decision.message, err=not decision.promoted)
+    if not decision.promoted:
+        raise typer.Exit(1)
