@@ -1,0 +1,413 @@
+"""Deployment on a tiny model: ONNX export (names, shapes, dynamic batch and history length), parity with
+PyTorch in a process that imports only onnxruntime + numpy, a perturbed model failing parity, the serving
+features, FAISS retrieval, and `dc003 recommend` for a known and an unknown customer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from dc003.deploy import layout, parity, retrieval, serving
+from dc003.deploy.package import history_before, run_export
+from dc003.model import checkpoint
+from dc003.model.two_tower import TwoTowerModel
+from dc003.params.deploy import ExportParams
+from tests.conftest import REPO
+from tests.test_train_fixtures import N_ITEMS, tiny_config, write_dataset
+
+EXPORT = ExportParams(
+    opset=18, fp16=True, int8=True, serving_user="fp32", serving_item="fp32", hnsw_m=8, hnsw_ef_search=16
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Any:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _model(seed: int = 0) -> TwoTowerModel:
+    torch.manual_seed(seed)
+    model = TwoTowerModel(tiny_config())
+    # trained-looking batch-norm statistics, so eval mode is not the identity
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_mean.normal_(0, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = write_dataset(tmp_path_factory.mktemp("deploy"))
+    model = _model()
+    ckpt = root / "checkpoints" / "best_model.pt"
+    ckpt.parent.mkdir()
+    checkpoint.save_model(ckpt, model)
+    arts, report_path = root / "artifacts", root / "reports" / "export_report.json"
+    report = run_export(
+        EXPORT, ckpt, root / "dataset", root / "text", arts, report_path, REPO / "contracts/dc003.yaml"
+    )
+    return {"root": root, "model": model, "arts": arts, "report": report, "report_path": report_path}
+
+
+def _user_arrays(rng: np.random.Generator, b: int, length: int) -> dict[str, np.ndarray]:
+    cfg = tiny_config().user_tower
+    lengths = rng.integers(0, length + 1, b)
+    lengths[0] = length
+    hist = rng.integers(0, N_ITEMS, (b, length))
+    feed = serving.user_inputs(
+        rng.integers(0, 3, (b, len(cfg.categorical))),
+        rng.uniform(0, 10, (b, len(cfg.numerical))).astype(np.float32),
+        hist,
+        lengths,
+    )
+    feed["numerical"][0, 0] = np.nan  # a missing age is imputed inside the graph
+    return feed
+
+
+def _item_arrays(rng: np.random.Generator, b: int) -> dict[str, np.ndarray]:
+    cfg = tiny_config().item_tower
+    return {
+        "categorical": rng.integers(0, 3, (b, len(cfg.categorical))),
+        "numerical": rng.uniform(0, 1, (b, len(cfg.numerical))).astype(np.float32),
+        "text": rng.normal(size=(b, len(cfg.text), 384)).astype(np.float32),
+    }
+
+
+def _torch(model: TwoTowerModel, tower: str, feed: dict[str, np.ndarray]) -> np.ndarray:
+    names = layout.USER_INPUTS if tower == "user" else layout.ITEM_INPUTS
+    module = model.user_tower if tower == "user" else model.item_tower
+    with torch.no_grad():
+        return module(*(torch.from_numpy(np.asarray(feed[n])) for n in names)).numpy()
+
+
+# ------------------------------------------------------------------ the report the gates read
+
+
+def test_export_report_passes_parity_and_holds_every_gate_key(exported: dict[str, Any]) -> None:
+    report = json.loads(exported["report_path"].read_text())
+    assert report["onnx_conversion"]["ok"] is True
+    assert report["parity"]["precision"] == "fp32" and report["parity"]["ok"] is True
+    assert report["parity"]["min_cosine"] >= 0.999
+    assert report["parity"]["recall_50_abs_diff"] <= 0.005
+    assert set(report["parity"]["by_precision"]) == {"fp32", "fp16", "int8"}  # every file checked
+    assert report["stability"]["identical_across_runs"] is True
+    gates = yaml.safe_load((REPO / "gates/promotion.yaml").read_text())["gates"]
+    keys = [g["observed"].split(":", 1)[1] for g in gates if g.get("observed", "").startswith("export:")]
+    assert keys
+    for key in keys:
+        node: Any = report
+        for part in key.split("."):
+            node = node[part]
+        assert isinstance(node, bool | int | float), key
+
+
+def test_artifacts_are_the_contract_files_and_config_names_the_serving_pair(exported: dict[str, Any]) -> None:
+    arts = exported["arts"]
+    for name in (layout.USER_TOWER, layout.ITEM_TOWER, layout.MODEL_CONFIG, layout.MAPPINGS):
+        assert (arts / name).is_file(), name
+    config = json.loads((arts / layout.MODEL_CONFIG).read_text())
+    assert config["serving"] == {
+        "precision": "fp32",
+        "user_precision": "fp32",
+        "item_precision": "fp32",
+        "user_tower": layout.USER_TOWER_FP32,
+        "item_tower": layout.ITEM_TOWER_FP32,
+    }
+    assert config["model"] == exported["model"].config.model_dump(mode="json")
+    mappings = json.loads((arts / layout.MAPPINGS).read_text())
+    assert mappings["articles"]["0000000007"] == 7
+    assert mappings["categorical"]["product_group_name"]["Shoes"] == 2
+    assert len(mappings["customers"]) == 24
+    # the FP16 file is smaller than the FP32 one: its weights really are half precision
+    assert (arts / layout.USER_TOWER).stat().st_size < 0.7 * (arts / layout.USER_TOWER_FP32).stat().st_size
+
+
+# ------------------------------------------------------------------ graphs: names, shapes, dynamic axes
+
+
+@pytest.mark.parametrize("name", [layout.USER_TOWER, layout.USER_TOWER_FP32])
+def test_user_tower_names_and_dynamic_batch_and_length(exported: dict[str, Any], name: str) -> None:
+    sess = serving.session(exported["arts"] / name)
+    assert [i.name for i in sess.get_inputs()] == list(layout.USER_INPUTS)
+    assert [i.type for i in sess.get_inputs()] == [
+        "tensor(int64)",
+        "tensor(float)",
+        "tensor(int64)",
+        "tensor(bool)",
+    ]
+    assert [o.name for o in sess.get_outputs()] == [layout.USER_OUTPUT]
+    rng = np.random.default_rng(1)
+    for b, length in ((1, 1), (7, 5), (7, 50)):
+        feed = _user_arrays(rng, b, length)
+        out = sess.run(None, feed)[0]
+        assert out.shape == (b, 128) and out.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-3)
+        assert parity.row_cosine(out, _torch(exported["model"], "user", feed)).min() >= 0.999
+
+
+@pytest.mark.parametrize("name", [layout.ITEM_TOWER, layout.ITEM_TOWER_FP32])
+def test_item_tower_names_and_dynamic_batch(exported: dict[str, Any], name: str) -> None:
+    sess = serving.session(exported["arts"] / name)
+    assert [i.name for i in sess.get_inputs()] == list(layout.ITEM_INPUTS)
+    assert sess.get_inputs()[2].shape[1:] == [2, 384]
+    rng = np.random.default_rng(2)
+    for b in (1, 7):
+        feed = _item_arrays(rng, b)
+        out = sess.run([layout.ITEM_OUTPUT], feed)[0]
+        assert out.shape == (b, 128)
+        assert parity.row_cosine(out, _torch(exported["model"], "item", feed)).min() >= 0.999
+
+
+_CHILD = """
+import sys, numpy as np, onnxruntime as ort
+d = sys.argv[1]
+for tower, model in (("user", sys.argv[2]), ("item", sys.argv[3])):
+    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    feed = {i.name: np.load(f"{d}/{tower}_{i.name}.npy") for i in sess.get_inputs()}
+    np.save(f"{d}/{tower}_out.npy", sess.run(None, feed)[0])
+loaded = sorted(m.split(".")[0] for m in sys.modules if m.split(".")[0] in ("torch", "dc003", "pandas"))
+print(",".join(loaded))
+"""
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_a_fresh_onnxruntime_numpy_process_matches_pytorch(
+    exported: dict[str, Any], tmp_path: Path, precision: str
+) -> None:
+    rng = np.random.default_rng(3)
+    feeds = {"user": _user_arrays(rng, 9, 12), "item": _item_arrays(rng, 9)}
+    for tower, feed in feeds.items():
+        for name, arr in feed.items():
+            np.save(tmp_path / f"{tower}_{name}.npy", arr)
+    user, item = layout.tower_files(precision, True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _CHILD,
+            str(tmp_path),
+            str(exported["arts"] / user),
+            str(exported["arts"] / item),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"ORT_DISABLE_TELEMETRY": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert out.stdout.strip() == ""  # neither torch nor dc003 was imported by the child
+    for tower, feed in feeds.items():
+        got = np.load(tmp_path / f"{tower}_out.npy")
+        assert parity.row_cosine(got, _torch(exported["model"], tower, feed)).min() >= 0.999
+
+
+def test_a_perturbed_model_fails_parity(exported: dict[str, Any], tmp_path: Path) -> None:
+    from dc003.deploy.export import export_item_tower, export_user_tower
+    from dc003.deploy.package import onnx_embeddings
+    from dc003.text.embed import load_item_text
+    from dc003.train.batches import ItemTable
+    from dc003.train.data import load_training_data
+    from dc003.train.validation import embed_items, embed_users, retrieval_set
+
+    root, model = exported["root"], exported["model"]
+    bad = _model()
+    with torch.no_grad():
+        weight = bad.user_tower.projection[0].weight
+        weight.add_(0.5 * torch.randn_like(weight))
+    export_user_tower(bad, tmp_path / "u.onnx", 18)
+    export_item_tower(bad, tmp_path / "i.onnx", 18)
+    data = load_training_data(root / "dataset", load_item_text(root / "text"), model.config)
+    rset = retrieval_set(data, "test")
+    cpu = torch.device("cpu")
+    reference = (
+        embed_users(model, data, "test", rset.query_rows, 50, cpu),
+        embed_items(model, ItemTable.build(data, "test", cpu)),
+    )
+    feats = data.features["test"]
+    catalogue = (feats.item_cat, feats.item_num, data.item_text)
+    test_users = serving.UserTable.load(exported["arts"] / layout.USER_FEATURES).rows(rset.users)
+    bounds = {"min_cosine": 0.999, "max_recall_diff": 0.005}
+    arts = exported["arts"]
+    good = onnx_embeddings(
+        (arts / layout.USER_TOWER_FP32, arts / layout.ITEM_TOWER_FP32), test_users, catalogue
+    )
+    assert parity.compare(reference, good, rset.truth, **bounds).ok
+    perturbed = onnx_embeddings((tmp_path / "u.onnx", tmp_path / "i.onnx"), test_users, catalogue)
+    result = parity.compare(reference, perturbed, rset.truth, **bounds)
+    assert not result.ok
+    assert result.min_cosine_users < 0.999
+    assert result.min_cosine_items >= 0.999999  # only the user tower was perturbed
+
+
+# ------------------------------------------------------------------ serving features and cold start
+
+
+def test_serving_history_is_the_history_evaluation_uses(exported: dict[str, Any]) -> None:
+    from dc003.text.embed import load_item_text
+    from dc003.train.batches import history_window
+    from dc003.train.data import load_training_data
+    from dc003.train.validation import retrieval_set
+
+    root = exported["root"]
+    data = load_training_data(root / "dataset", load_item_text(root / "text"), tiny_config())
+    rset = retrieval_set(data, "test")
+    hist, length = history_before(data, data.cutoffs["test"], 50)
+    items, padding = history_window(data, rset.query_rows, 50)
+    assert np.array_equal(length[rset.users], (~padding).sum(axis=1))
+    width = items.shape[1]
+    assert np.array_equal(np.where(padding, 0, hist[rset.users][:, :width]), items)
+    assert length.max() > 1  # the check compared real histories
+
+
+def test_cold_start_is_the_empty_history_of_pytorch(exported: dict[str, Any]) -> None:
+    users = serving.UserTable.load(exported["arts"] / layout.USER_FEATURES)
+    cold = users.cold()
+    sess = serving.session(exported["arts"] / layout.USER_TOWER_FP32)
+    got = serving.embed_users(sess, cold.categorical, cold.numerical, cold.history, cold.history_length)
+    n_cat, n_num = cold.categorical.shape[1], cold.numerical.shape[1]
+    with torch.no_grad():
+        ref = (
+            exported["model"]
+            .user_tower(
+                torch.zeros(1, n_cat, dtype=torch.long),
+                torch.full((1, n_num), float("nan")),
+                torch.zeros(1, 0, dtype=torch.long),
+                torch.zeros(1, 0, dtype=torch.bool),
+            )
+            .numpy()
+        )
+    assert parity.row_cosine(got, ref)[0] >= 0.99999
+
+
+# ------------------------------------------------------------------ retrieval
+
+
+def test_faiss_flat_equals_numpy_top_k() -> None:
+    from dc003.evaluate.ranking import top_k_scores
+
+    rng = np.random.default_rng(4)
+    items, users = rng.normal(size=(500, 16)), rng.normal(size=(20, 16))
+    scores, ids = retrieval.search(retrieval.flat_index(items), users, 10)
+    expected = top_k_scores(retrieval.normalised(users), retrieval.normalised(items), 10)
+    assert np.array_equal(ids, expected)
+    assert np.all(np.diff(scores, axis=1) <= 0)
+    # inner product of normalised vectors is the cosine
+    cos = parity.row_cosine(users, items[ids[:, 0]])
+    np.testing.assert_allclose(scores[:, 0], cos, atol=1e-5)
+
+
+def test_hnsw_recall_is_measured_against_exact() -> None:
+    rng = np.random.default_rng(5)
+    items, users = rng.normal(size=(2000, 16)), rng.normal(size=(50, 16))
+    _, exact = retrieval.search(retrieval.flat_index(items), users, 50)
+    _, approx = retrieval.search(retrieval.hnsw_index(items, 16, 64), users, 50)
+    assert retrieval.ann_recall(exact, exact) == 1.0
+    assert 0.8 <= retrieval.ann_recall(exact, approx) <= 1.0
+    _, weak = retrieval.search(retrieval.hnsw_index(items, 2, 1), users, 50)
+    assert retrieval.ann_recall(exact, weak) < retrieval.ann_recall(exact, approx)
+    disjoint = np.where(exact >= 0, exact + 2000, -1)
+    assert retrieval.ann_recall(exact, disjoint) == 0.0
+
+
+# ------------------------------------------------------------------ dc003 recommend
+
+
+def _recommend(arts: Path, *args: str) -> dict[str, Any]:
+    from dc003.cli import app
+
+    res = CliRunner().invoke(app, ["recommend", "--artifacts", str(arts), "--json", *args])
+    assert res.exit_code == 0, res.output
+    out: dict[str, Any] = json.loads(res.stdout)
+    return out
+
+
+def test_recommend_known_customer_ranks_by_its_embedding(exported: dict[str, Any]) -> None:
+    arts = exported["arts"]
+    customer = f"{5:064x}"
+    out = _recommend(arts, "--customer", customer, "-k", "7")
+    assert out["cold_start"] is False
+    assert [r["rank"] for r in out["items"]] == list(range(1, 8))
+    users = serving.UserTable.load(arts / layout.USER_FEATURES).rows(np.array([5]))
+    sess = serving.session(arts / layout.USER_TOWER_FP32)
+    emb = serving.embed_users(sess, users.categorical, users.numerical, users.history, users.history_length)
+    scores = (emb @ np.load(arts / layout.ITEM_EMBEDDINGS).T)[0]
+    expected = [f"{i:010d}" for i in np.argsort(-scores, kind="stable")[:7]]
+    assert [r["article_id"] for r in out["items"]] == expected
+    assert out["items"][0]["prod_name"].startswith("item ")
+
+
+def test_recommend_unknown_customer_takes_the_cold_start_path(exported: dict[str, Any]) -> None:
+    arts = exported["arts"]
+    out = _recommend(arts, "--customer", "not-a-customer", "-k", "5")
+    assert out["cold_start"] is True and len(out["items"]) == 5
+    known = _recommend(arts, "--customer", f"{5:064x}", "-k", "5")
+    assert [r["score"] for r in out["items"]] != [r["score"] for r in known["items"]]
+
+
+def test_recommend_without_artifacts_is_one_clear_error(tmp_path: Path) -> None:
+    from dc003.cli import app
+
+    res = CliRunner().invoke(app, ["recommend", "--customer", "x", "--artifacts", str(tmp_path)])
+    assert res.exit_code == 1
+    assert res.stderr.strip().startswith("error: ") and "run the export stage" in res.stderr
+
+
+def test_recommend_does_not_import_torch(exported: dict[str, Any]) -> None:
+    code = (
+        "import sys, json; from typer.testing import CliRunner; from dc003.cli import app; "
+        f"r = CliRunner().invoke(app, ['recommend', '--customer', 'nobody', '-k', '3', '--json', "
+        f"'--artifacts', {str(exported['arts'])!r}]); assert r.exit_code == 0, r.output; "
+        "print(json.dumps(['torch' in sys.modules, len(json.loads(r.stdout)['items'])]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [False, 3]
+
+
+def test_a_serving_precision_must_be_exported() -> None:
+    from pydantic import ValidationError
+
+    base = {"opset": 18, "hnsw_m": 8, "hnsw_ef_search": 16, "serving_item": "fp32"}
+    with pytest.raises(ValidationError, match="serving_user fp16 needs fp16"):
+        ExportParams(fp16=False, int8=True, serving_user="fp16", **base)
+    with pytest.raises(ValidationError, match="serving_user int8 needs int8"):
+        ExportParams(fp16=True, int8=False, serving_user="int8", **base)
+    assert ExportParams(fp16=False, int8=True, serving_user="int8", **base).precisions() == ["fp32", "int8"]
+
+
+def test_mixed_serving_precisions_are_parity_checked_as_a_pair(
+    exported: dict[str, Any], tmp_path: Path
+) -> None:
+    root = exported["root"]
+    params = EXPORT.model_copy(update={"serving_user": "int8", "serving_item": "fp16"})
+    arts = tmp_path / "artifacts"
+    report = run_export(
+        params,
+        root / "checkpoints" / "best_model.pt",
+        root / "dataset",
+        root / "text",
+        arts,
+        tmp_path / "report.json",
+        REPO / "contracts/dc003.yaml",
+    )
+    config = json.loads((arts / layout.MODEL_CONFIG).read_text())
+    assert (config["serving"]["user_tower"], config["serving"]["item_tower"]) == (
+        layout.USER_TOWER_INT8,
+        layout.ITEM_TOWER,
+    )
+    by = report["parity"]["by_precision"]
+    # the pair's worst user row is the int8 tower's, its worst item row the fp16 tower's
+    assert report["parity"]["min_cosine_users"] == pytest.approx(by["int8"]["min_cosine_users"])
+    assert report["parity"]["min_cosine_items"] == pytest.approx(by["fp16"]["min_cosine_items"])
+    assert np.array_equal(np.load(arts / layout.ITEM_EMBEDDINGS).shape, (N_ITEMS, 128))
