@@ -33,6 +33,6 @@ typecheck: setup
 	$(VENV)/bin/mypy src/dc003
 
 unit: setup
-	$(VENV)/bin/pytest -n 2
+	$(VENV)/bin/pytest -n 2 --dist loadgroup
 
 test: lint typecheck unit

@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--decision", type=Path, required=True, help="decision record (a DVC metric)")
     args = parser.parse_args(sys.argv[1:])
     decision = promote_project(Path.cwd(), args.registry, extra_files=(args.gates_report,))
+    args.registry.mkdir(parents=True, exist_ok=True)  # the stage's output exists even before a first version
     write_json(args.decision, decision.model_dump(mode="json"))
     print(f"promote: {decision.message}", file=sys.stdout if decision.promoted else sys.stderr)
 

@@ -47,7 +47,7 @@ def test_changed_temperature_is_a_deviation(edited) -> None:  # type: ignore[no-
 
 
 def test_epochs_outside_the_contract_range_is_a_deviation(edited) -> None:  # type: ignore[no-untyped-def]
-    dev = edited("params.yaml", "phase_2:\n  epochs: 3", "phase_2:\n  epochs: 9")
+    dev = edited("params.yaml", "phase_2:\n  epochs: 5", "phase_2:\n  epochs: 9")
     report = check_params(dev, "contracts/dc003.yaml", "contracts/dc002.yaml")
     (d,) = [d for d in report.deviations if d.key == "phase_2.epochs"]
     assert d.contract_value == "3-5" and "outside" in d.note

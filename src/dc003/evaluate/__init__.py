@@ -1,0 +1,1 @@
+"""Evaluation: ranking metrics, baselines, the evaluate stage, plots and the model card."""

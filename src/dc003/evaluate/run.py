@@ -1,0 +1,260 @@
+"""The ``evaluate`` stage: the EMA checkpoint and every baseline ranked over the whole catalogue for every
+test user, scored side by side; then the plots and the model card.
+
+Two-tower scoring is the one the model trains and serves with: user and item embeddings are
+L2-normalised by the towers, so the inner product :func:`dc003.evaluate.ranking.top_k_scores` ranks by
+is the cosine (the temperature scales every score alike and cannot change an order). Queries are built
+as in training validation (:mod:`dc003.train.validation`): features as of the test cutoff, the history
+before the user's first test purchase. Baselines see only interactions strictly before the test cutoff
+(:mod:`dc003.evaluate.baselines` enforces the cut itself). With ``exclude_purchased`` every model,
+the oracle included, skips the items the user bought before the cutoff.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dc003.io import read_json, write_json, write_text
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
+    from dc003.model.two_tower import TwoTowerModel
+    from dc003.params.evaluate import EvaluateParams
+    from dc003.train.data import TrainingData
+    from dc003.train.validation import RetrievalSet
+
+RESULTS_FILE = "evaluation_results.json"
+CURVE_FILE = "recall_at_k.json"
+TRAINING_CURVES_PNG = "training_curves.png"
+RECALL_PNG = "recall_at_k.png"
+CARD_FILE = "MODEL_CARD.md"
+ORACLE_FILE = "oracle.parquet"
+
+
+@dataclass(frozen=True)
+class EvaluatePaths:
+    checkpoint: Path  # the EMA model (best_model.pt)
+    dataset_dir: Path
+    text_dir: Path
+    training_metrics: Path
+    metrics_dir: Path  # evaluation_results.json, recall_at_k.json
+    plots_dir: Path
+    reports_dir: Path  # MODEL_CARD.md
+
+
+def purchased_before(data: TrainingData, users: np.ndarray, cutoff_day: int) -> sp.csr_matrix:
+    """``len(users) x n_items``: 1 where the user bought the item before ``cutoff_day``."""
+    import scipy.sparse as sp
+
+    row_of = np.full(data.n_users, -1, dtype=np.int64)
+    row_of[users] = np.arange(users.size)
+    keep = (data.day < cutoff_day) & (row_of[data.user] >= 0)
+    m = sp.csr_matrix(
+        (np.ones(int(keep.sum()), dtype=np.int8), (row_of[data.user[keep]], data.item[keep])),
+        shape=(users.size, data.n_items),
+    )
+    m.sum_duplicates()
+    return m
+
+
+def oracle_top_k(
+    path: Path, users: np.ndarray, n_items: int, k: int, exclude: sp.csr_matrix | None
+) -> tuple[np.ndarray, int]:
+    """The generator's true-preference ranking as a top-k matrix; ``(topk, users without a ranking)``.
+
+    Excluded items are dropped and the rest move up; rows run short (``-1``) where the oracle file
+    holds fewer than ``k`` items for a user.
+    """
+    import pyarrow.parquet as pq
+
+    tab = pq.read_table(path, columns=["user_idx", "item_idx", "rank"])
+    u = tab.column("user_idx").to_numpy().astype(np.int64)
+    i = tab.column("item_idx").to_numpy().astype(np.int64)
+    r = tab.column("rank").to_numpy().astype(np.int64)
+    row_of = np.full(max(int(u.max(initial=-1)), int(users.max(initial=-1))) + 1, -1, dtype=np.int64)
+    row_of[users] = np.arange(users.size)
+    rows = row_of[u]
+    ok = rows >= 0
+    rows, i, r = rows[ok], i[ok], r[ok]
+    if exclude is not None and exclude.nnz:
+        ex = exclude.tocoo()
+        keep = ~np.isin(rows * n_items + i, ex.row.astype(np.int64) * n_items + ex.col)
+        rows, i, r = rows[keep], i[keep], r[keep]
+    order = np.lexsort((i, r, rows))
+    rows, i = rows[order], i[order]
+    pos = np.arange(rows.size) - np.searchsorted(rows, rows)  # place within the user's remaining list
+    take = pos < k
+    out = np.full((users.size, min(k, n_items)), -1, dtype=np.int32)
+    out[rows[take], pos[take]] = i[take]
+    missing = int(users.size - np.unique(rows).size)
+    return out, missing
+
+
+def two_tower_top_k(
+    model: TwoTowerModel, data: TrainingData, rset: RetrievalSet, k: int, exclude: sp.csr_matrix | None
+) -> np.ndarray:
+    import torch
+
+    from dc003.evaluate.ranking import top_k_scores
+    from dc003.train.batches import ItemTable
+    from dc003.train.validation import embed_items, embed_users
+
+    device = torch.device("cpu")
+    model.eval()
+    items = embed_items(model, ItemTable.build(data, rset.split, device))
+    users = embed_users(
+        model, data, rset.split, rset.query_rows, model.config.user_tower.sequence.max_len, device
+    )
+    return top_k_scores(users, items, k, exclude=exclude)
+
+
+def baseline_rankers(params: EvaluateParams, seed: int) -> dict[str, Callable[..., np.ndarray]]:
+    """Each baseline as ``f(user, item, day, *, n_items, cutoff_day, users, k, exclude)``."""
+    from functools import partial
+
+    from dc003.evaluate import baselines as b
+
+    return {
+        "popularity": b.popularity_last_week,
+        "trending": partial(
+            b.trending, weeks=params.trending_weeks, half_life_days=params.trending_half_life_days
+        ),
+        "repurchase": partial(b.repurchase, half_life_days=params.repurchase_half_life_days),
+        "als": partial(
+            b.als,
+            factors=params.als.factors,
+            iterations=params.als.iterations,
+            regularization=params.als.regularization,
+            alpha=params.als.alpha,
+            seed=seed,
+            num_threads=1,
+        ),
+    }
+
+
+def rank_all(
+    model: TwoTowerModel,
+    data: TrainingData,
+    params: EvaluateParams,
+    seed: int,
+    oracle_path: Path | None,
+) -> tuple[RetrievalSet, dict[str, np.ndarray], dict[str, Any]]:
+    """Top-``max_k`` lists of the two-tower, each baseline and (where there is one) the oracle."""
+    from dc003.train.validation import retrieval_set
+
+    rset = retrieval_set(data, "test")
+    cutoff = data.cutoffs["test"]
+    exclude = purchased_before(data, rset.users, cutoff) if params.exclude_purchased else None
+    k = params.max_k
+    seconds: dict[str, float] = {}
+    tops: dict[str, np.ndarray] = {}
+    started = time.perf_counter()
+    tops["two_tower"] = two_tower_top_k(model, data, rset, k, exclude)
+    seconds["two_tower"] = time.perf_counter() - started
+    for name, ranker in baseline_rankers(params, seed).items():
+        started = time.perf_counter()
+        tops[name] = ranker(
+            data.user, data.item, data.day, n_items=data.n_items, cutoff_day=cutoff, users=rset.users,
+            k=k, exclude=exclude,
+        )  # fmt: skip
+        seconds[name] = time.perf_counter() - started
+    info: dict[str, Any] = {"seconds": {}, "oracle_users_missing": None}
+    if oracle_path is not None and oracle_path.is_file():
+        tops["oracle"], info["oracle_users_missing"] = oracle_top_k(
+            oracle_path, rset.users, data.n_items, k, exclude
+        )
+    info["seconds"] = {name: round(s, 3) for name, s in seconds.items()}
+    info["excluded_pairs"] = None if exclude is None else int(exclude.nnz)
+    return rset, tops, info
+
+
+def evaluate_checkpoint(
+    checkpoint: Path, dataset_dir: Path, text_dir: Path, params: EvaluateParams, seed: int
+) -> dict[str, Any]:
+    """Rank and score every model on the test split; the ``evaluation_results.json`` record."""
+    from dc003.evaluate.compare import assemble, score_model
+    from dc003.evaluate.segments import segments_before
+    from dc003.model.checkpoint import load_model
+    from dc003.text.embed import load_item_text
+    from dc003.train.data import load_training_data
+
+    started = time.perf_counter()
+    model, ckpt = load_model(checkpoint)
+    data = load_training_data(dataset_dir, load_item_text(text_dir), model.config)
+    oracle_path = dataset_dir / ORACLE_FILE
+    rset, tops, info = rank_all(model, data, params, seed, oracle_path)
+    cutoff = data.cutoffs["test"]
+    segs = segments_before(
+        data.user, data.item, data.day, cutoff_day=cutoff, users=rset.users, n_items=data.n_items
+    )
+    alpha = 1.0 - params.confidence
+    scored = {}
+    for name, top in tops.items():
+        scored[name] = score_model(
+            top, rset.truth, segs, n_items=data.n_items, item_category=data.item_category,
+            n_categories=len(data.category_names), max_k=params.max_k, n_boot=params.bootstrap_samples,
+            alpha=alpha, seed=seed,
+        )  # fmt: skip
+    results = assemble(scored, data.category_names)
+    results["setup"] = {
+        "split": "test",
+        "cutoff_day": data.cutoffs["test"],
+        "n_items": data.n_items,
+        "ranking": "full catalogue, no sampled negatives",
+        "similarity": "cosine: inner product of the L2-normalised tower outputs (as in training and serving)",
+        "exclude_purchased": params.exclude_purchased,
+        "excluded_pairs": info["excluded_pairs"],
+        "bootstrap_samples": params.bootstrap_samples,
+        "confidence": params.confidence,
+        "seed": seed,
+        "cold_users": int(segs.cold_users.sum()),
+        "cold_item_purchases": int(sum(int(segs.cold_item[t].sum()) for t in rset.truth)),
+        "oracle": "oracle" in tops,
+        "oracle_users_missing": info["oracle_users_missing"],
+        "checkpoint": {"path": str(checkpoint), "phase": ckpt.get("phase")},
+        "rank_seconds": info["seconds"],
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    return results
+
+
+def run_evaluate(
+    seed: int, params: EvaluateParams, paths: EvaluatePaths, *, dc003_path: Path
+) -> dict[str, Any]:
+    """The whole stage: results JSON, recall@k data, both plots and the model card."""
+    from dc003.contracts import load_dc003
+    from dc003.evaluate.card import CardContext, render_model_card
+    from dc003.evaluate.compare import curve_rows
+    from dc003.evaluate.plots import plot_recall_at_k, plot_training_curves
+    from dc003.model.checkpoint import load
+
+    results = evaluate_checkpoint(paths.checkpoint, paths.dataset_dir, paths.text_dir, params, seed)
+    training = read_json(paths.training_metrics)
+    paths.metrics_dir.mkdir(parents=True, exist_ok=True)
+    write_json(paths.metrics_dir / RESULTS_FILE, results)
+    write_json(paths.metrics_dir / CURVE_FILE, curve_rows(results))
+    paths.plots_dir.mkdir(parents=True, exist_ok=True)
+    plot_training_curves(training, paths.plots_dir / TRAINING_CURVES_PNG)
+    plot_recall_at_k(results, paths.plots_dir / RECALL_PNG)
+    config = load(paths.checkpoint)["config"]
+    context = CardContext(
+        contract=load_dc003(dc003_path),
+        manifest=read_json(paths.dataset_dir / "manifest.json"),
+        vocab=read_json(paths.dataset_dir / "vocab.json"),
+        model_config=config,
+        training=training,
+        plots={
+            "training_curves": str(paths.plots_dir / TRAINING_CURVES_PNG),
+            "recall_at_k": str(paths.plots_dir / RECALL_PNG),
+        },
+    )
+    paths.reports_dir.mkdir(parents=True, exist_ok=True)
+    write_text(paths.reports_dir / CARD_FILE, render_model_card(results, context))
+    return results

@@ -1,0 +1,99 @@
+"""Warm / cold segments of the test users and of the test purchases, and cold-start degradation.
+
+Cold users have no purchase before the test cutoff; cold items were never bought before it. A cold
+user is a row of the top-k matrix, so the user segments are row masks. A cold item is part of a
+user's truth, so the item segments split each user's truth into its cold and its warm items and score
+the same top-k rows against each part: "recall@50 of cold items" is the share of the test purchases
+of cold items that reached the top 50 (users without such purchases are skipped).
+
+Degradation of a segment is ``1 - cold recall@50 / warm recall@50`` (cold users against warm users,
+cold-item purchases against warm-item purchases); the contract's ``cold_start_performance`` bar is read
+on the worse of the two.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+K = 50
+
+
+@dataclass(frozen=True)
+class Segments:
+    warm_users: np.ndarray  # (U,) bool over the evaluated users
+    cold_users: np.ndarray  # (U,) bool
+    cold_item: np.ndarray  # (I,) bool: never bought before the cutoff
+
+
+def segments_before(
+    user: np.ndarray, item: np.ndarray, day: np.ndarray, *, cutoff_day: int, users: np.ndarray, n_items: int
+) -> Segments:
+    """Cold users and cold items as of ``cutoff_day`` from the interaction log (point in time)."""
+    before = np.asarray(day) < cutoff_day
+    seen_user = np.isin(np.asarray(users), np.asarray(user)[before])
+    cold_item = np.bincount(np.asarray(item)[before], minlength=n_items)[:n_items] == 0
+    return Segments(warm_users=seen_user, cold_users=~seen_user, cold_item=cold_item)
+
+
+def split_truth(
+    truth: Sequence[np.ndarray], cold_item: np.ndarray
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each user's truth as (cold-item part, warm-item part)."""
+    cold, warm = [], []
+    for t in truth:
+        arr = np.asarray(t)
+        is_cold = cold_item[arr] if arr.size else np.zeros(0, dtype=bool)
+        cold.append(arr[is_cold])
+        warm.append(arr[~is_cold])
+    return cold, warm
+
+
+def _ci(triple: tuple[float, float, float]) -> dict[str, float | None]:
+    mean, low, high = triple
+    return {
+        "mean": None if math.isnan(mean) else mean,
+        "ci_low": None if math.isnan(low) else low,
+        "ci_high": None if math.isnan(high) else high,
+    }
+
+
+def item_segments(
+    topk: np.ndarray,
+    truth: Sequence[np.ndarray],
+    cold_item: np.ndarray,
+    *,
+    n_boot: int,
+    alpha: float,
+    seed: int,
+) -> dict[str, Any]:
+    """Recall@50 / NDCG@10 on the cold-item and the warm-item purchases, and the cold-item degradation."""
+    from dc003.evaluate.metrics import bootstrap_ci, cold_start_degradation_ci, ndcg_at_k, recall_at_k
+
+    cold_truth, warm_truth = split_truth(truth, cold_item)
+    out: dict[str, Any] = {}
+    recall = {}
+    for name, part in (("cold_items", cold_truth), ("warm_items", warm_truth)):
+        recall[name] = recall_at_k(topk, part, K)
+        out[name] = {
+            "n_users_evaluated": int(sum(1 for t in part if np.asarray(t).size)),
+            "n_purchases": int(sum(np.asarray(t).size for t in part)),
+            "recall_50": _ci(bootstrap_ci(recall[name], n_boot=n_boot, alpha=alpha, seed=seed)),
+            "ndcg_10": _ci(bootstrap_ci(ndcg_at_k(topk, part, 10), n_boot=n_boot, alpha=alpha, seed=seed)),
+        }
+    out["degradation"] = _ci(
+        cold_start_degradation_ci(
+            recall["cold_items"], recall["warm_items"], n_boot=n_boot, alpha=alpha, seed=seed
+        )
+    )
+    return out
+
+
+def worst_degradation(users: float | None, items: float | None) -> float | None:
+    """The gate's number: the worse (larger) of the two degradations; one alone if the other is undefined."""
+    known = [v for v in (users, items) if v is not None and not math.isnan(v)]
+    return max(known) if known else None

@@ -1,0 +1,332 @@
+"""The evaluate stage: output structure on a tiny run, exclusion of bought items, cold-start degradation by
+hand, the model card, the training-curve axis and the rolling-fold splitter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dc003.evaluate.compare import HEADLINE, assemble, score_model
+from dc003.evaluate.folds import plan_folds, summarise, truncate_raw
+from dc003.evaluate.plots import training_series
+from dc003.evaluate.segments import Segments, segments_before, split_truth, worst_degradation
+from tests.test_train_fixtures import CUTOFFS, N_ITEMS, contracts, tiny_config, write_dataset
+
+BASELINES = ("popularity", "trending", "repurchase", "als")
+
+
+def _params(**kw: object):  # type: ignore[no-untyped-def]
+    from dc003.params.evaluate import EvaluateParams
+
+    values: dict[str, object] = {
+        "exclude_purchased": False,
+        "bootstrap_samples": 50,
+        "confidence": 0.95,
+        "max_k": 50,  # larger than the 30-item catalogue: every list is the whole catalogue
+        "trending_weeks": 2,
+        "trending_half_life_days": 7.0,
+        "repurchase_half_life_days": 7.0,
+        "als": {"factors": 4, "iterations": 3, "regularization": 0.05, "alpha": 10.0},
+        **kw,
+    }
+    return EvaluateParams.model_validate(values)
+
+
+def _history(phases: list[tuple[str, int]]) -> dict[str, object]:
+    out = []
+    for i, (name, n_epochs) in enumerate(phases):
+        epochs = [
+            {
+                "epoch": e,
+                "train/epoch_loss": 1.0 - 0.1 * e,
+                "val/loss": 1.1 - 0.1 * e,
+                "val/recall_50": 0.1 * i,
+            }
+            for e in range(n_epochs)
+        ]
+        out.append(
+            {
+                "phase": name,
+                "epochs": epochs,
+                "step_loss_head": 1.2,
+                "final": epochs[-1],
+                "parameter_count": {"user_tower": 10, "item_tower": 20},
+                "train_samples": 100,
+                "train_seconds": 1.0,
+                "device": "cpu",
+                "precision": "fp32",
+            }
+        )
+    return {"phases": out}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny dataset (with an oracle that ranks each test user's purchases first) and an untrained model."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dc003.model import checkpoint
+    from dc003.model.two_tower import TwoTowerModel
+    from dc003.train.data import load_training_data
+
+    torch.set_num_threads(1)
+    root = write_dataset(tmp_path_factory.mktemp("eval"))
+    text = np.load(root / "text" / "item_text.npy")
+    data = load_training_data(root / "dataset", text, tiny_config(), contracts()[1])
+    torch.manual_seed(0)
+    model = TwoTowerModel(tiny_config())
+    model.user_tower.history.set_item_attributes(torch.from_numpy(data.item_attributes))
+    checkpoint.save_model(root / "best_model.pt", model)
+    test = data.split == 3
+    users = np.unique(data.user[test])
+    rows = []
+    for u in users[:-1]:  # the last test user has no oracle ranking
+        bought = np.unique(data.item[test & (data.user == u)])
+        rest = np.setdiff1d(np.arange(N_ITEMS), bought)
+        for r, i in enumerate(np.r_[bought, rest]):
+            rows.append((u, i, r + 1, 1.0 / (r + 1)))
+    arr = np.array(rows)
+    pq.write_table(
+        pa.table(
+            {
+                "user_idx": arr[:, 0].astype(np.int32),
+                "item_idx": arr[:, 1].astype(np.int32),
+                "rank": arr[:, 2].astype(np.int32),
+                "score": arr[:, 3].astype(np.float32),
+            }
+        ),
+        root / "dataset" / "oracle.parquet",
+    )
+    (root / "training_metrics.json").write_text(
+        json.dumps(_history([("phase_1", 2), ("phase_2", 3), ("phase_3", 2), ("phase_4", 1)]))
+    )
+    return root
+
+
+def _run(root: Path, out: Path, **kw: object) -> dict:  # type: ignore[type-arg]
+    from dc003.evaluate.run import EvaluatePaths, run_evaluate
+    from tests.conftest import REPO
+
+    paths = EvaluatePaths(
+        checkpoint=root / "best_model.pt",
+        dataset_dir=root / "dataset",
+        text_dir=root / "text",
+        training_metrics=root / "training_metrics.json",
+        metrics_dir=out / "metrics",
+        plots_dir=out / "plots",
+        reports_dir=out / "reports",
+    )
+    return run_evaluate(3, _params(**kw), paths, dc003_path=REPO / "contracts/dc003.yaml")
+
+
+@pytest.fixture(scope="module")
+def outputs(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:  # type: ignore[type-arg]
+    out = tmp_path_factory.mktemp("outputs")
+    return out, _run(tiny_run, out)
+
+
+def test_stage_writes_every_output_with_all_models_side_by_side(outputs: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+    tmp_path, results = outputs
+    written = json.loads((tmp_path / "metrics/evaluation_results.json").read_text())
+    assert written == json.loads(json.dumps(results))
+    assert list(written["models"]) == ["two_tower", *BASELINES, "oracle"]
+    for name, metrics in written["models"].items():
+        assert list(metrics) == list(HEADLINE)
+        assert all(v is None or isinstance(v, float) for v in metrics.values()), name
+        for m in HEADLINE[:4]:
+            ci = written["intervals"][name][m]
+            assert ci["low"] <= ci["high"]
+        assert {"warm_users", "cold_users", "warm_items", "cold_items"} <= set(written["segments"][name])
+    # the oracle ranks each covered user's purchases first; one user has no ranking (recall 0)
+    n = written["users"]["n_users_evaluated"]
+    assert written["models"]["oracle"]["recall_50"] == pytest.approx((n - 1) / n)
+    assert written["setup"]["oracle_users_missing"] == 1
+    # k beyond the catalogue: every model lists all 30 items, so recall@50 = recall@30 = 1 for all
+    assert written["models"]["popularity"]["recall_50"] == pytest.approx(1.0)
+    assert written["models"]["popularity"]["coverage_50"] == pytest.approx(1.0)
+    rows = json.loads((tmp_path / "metrics/recall_at_k.json").read_text())
+    assert [r["k"] for r in rows] == list(range(1, 51))
+    assert set(rows[0]) == {"k", "two_tower", *BASELINES, "oracle"}
+    curve = [r["two_tower"] for r in rows]
+    assert curve == sorted(curve) and curve[-1] == pytest.approx(1.0)
+    for png in ("training_curves.png", "recall_at_k.png"):
+        assert (tmp_path / "plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_model_card_lists_every_model_and_each_contract_threshold(outputs: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+    tmp_path, _ = outputs
+    card = (tmp_path / "reports/MODEL_CARD.md").read_text()
+    dc003, _ = contracts()
+    acc = dc003.inference_requirements.accuracy
+    for bar in (acc.recall_50, acc.ndcg_10, acc.coverage, acc.cold_start_performance):
+        assert f"`{bar.text}`" in card
+    table = card.split("## Against the baselines")[1].split("##")[0]
+    for name in ("two_tower", *BASELINES, "oracle"):
+        assert f"| {name} |" in table
+    for heading in ("## Intended use", "## Data", "## Architecture", "## Known limitations"):
+        assert heading in card
+
+
+def test_exclusion_removes_bought_items_from_every_list(tiny_run: Path) -> None:
+    from dc003.evaluate.run import purchased_before, rank_all
+    from dc003.model.checkpoint import load_model
+    from dc003.train.data import load_training_data
+
+    model, _ = load_model(tiny_run / "best_model.pt")
+    text = np.load(tiny_run / "text" / "item_text.npy")
+    data = load_training_data(tiny_run / "dataset", text, model.config)
+    oracle = tiny_run / "dataset" / "oracle.parquet"
+    rset, kept, _ = rank_all(model, data, _params(max_k=50), 3, oracle)
+    _, excl, info = rank_all(model, data, _params(max_k=50, exclude_purchased=True), 3, oracle)
+    bought = purchased_before(data, rset.users, CUTOFFS["test"]).toarray() > 0
+    assert info["excluded_pairs"] == int(bought.sum()) > 0
+    for name in kept:
+        top = excl[name]
+        rows, cols = np.nonzero(top >= 0)
+        assert not bought[rows, top[rows, cols]].any(), name
+        # what is left is exactly the not-yet-bought catalogue (k covers the whole catalogue)
+        for r in range(top.shape[0]):
+            if name != "oracle":
+                assert set(top[r][top[r] >= 0]) == set(np.flatnonzero(~bought[r])), name
+    # without exclusion the repurchase baseline leads with a bought item for every returning user
+    assert all(bought[r, kept["repurchase"][r, 0]] for r in range(bought.shape[0]) if bought[r].any())
+
+
+def test_oracle_exclusion_moves_the_rest_up(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import scipy.sparse as sp
+
+    from dc003.evaluate.run import oracle_top_k
+
+    pq.write_table(
+        pa.table({"user_idx": [5, 5, 5, 7, 7], "item_idx": [3, 1, 4, 0, 2], "rank": [1, 2, 3, 1, 2]}),
+        tmp_path / "o.parquet",
+    )
+    users = np.array([7, 5, 9])
+    exclude = sp.csr_matrix(([1, 1], ([1, 0], [3, 2])), shape=(3, 6))
+    top, missing = oracle_top_k(tmp_path / "o.parquet", users, 6, 3, exclude)
+    assert top.tolist() == [[0, -1, -1], [1, 4, -1], [-1, -1, -1]]
+    assert missing == 1
+
+
+def test_cold_start_degradation_by_hand() -> None:
+    # users 0, 1 warm (bought before day 10), 2, 3 cold; item 5 never sold before day 10
+    segs = segments_before(
+        np.array([0, 1, 0, 2]), np.array([0, 1, 2, 5]), np.array([1, 2, 3, 12]),
+        cutoff_day=10, users=np.array([0, 1, 2, 3]), n_items=6,
+    )  # fmt: skip
+    assert segs.warm_users.tolist() == [True, True, False, False]
+    assert segs.cold_item.tolist() == [False, False, False, True, True, True]
+    truth = [np.array([0, 5]), np.array([1]), np.array([2, 3]), np.array([4])]
+    cold, warm = split_truth(truth, segs.cold_item)
+    assert [c.tolist() for c in cold] == [[5], [], [3], [4]]
+    assert [w.tolist() for w in warm] == [[0], [1], [2], []]
+    # top lists (k = 50 covers all 6 items only where written out):
+    #   user 0 hits 0, misses 5  -> recall 1/2; warm-item part 1/1, cold-item part 0/1
+    #   user 1 hits 1            -> recall 1;   warm 1/1
+    #   user 2 hits 3, misses 2  -> recall 1/2; warm 0/1, cold 1/1
+    #   user 3 misses 4          -> recall 0;   cold 0/1
+    top = np.array([[0, 1], [1, 0], [3, 0], [0, 1]])
+    full = score_model(
+        top, truth, segs, n_items=6, item_category=np.zeros(6, dtype=np.int64), n_categories=1,
+        max_k=50, n_boot=20, alpha=0.05, seed=0,
+    )  # fmt: skip
+    res = assemble({"m": full}, ["all"])
+    cs = res["cold_start"]["m"]
+    # users: warm mean (1/2 + 1) / 2 = 0.75, cold mean (1/2 + 0) / 2 = 0.25 -> 1 - 0.25 / 0.75 = 2/3
+    assert cs["cold_users"] == pytest.approx(2 / 3)
+    # items: warm-item recall (1 + 1 + 0) / 3 = 2/3, cold-item recall (0 + 1 + 0) / 3 = 1/3 -> 1/2
+    assert cs["cold_items"] == pytest.approx(0.5)
+    assert res["models"]["m"]["cold_start_degradation"] == pytest.approx(2 / 3)  # the worse one
+    assert res["models"]["m"]["recall_50"] == pytest.approx((0.5 + 1 + 0.5 + 0) / 4)
+
+
+def test_worst_degradation_handles_undefined_parts() -> None:
+    assert worst_degradation(0.1, 0.3) == 0.3
+    assert worst_degradation(-0.2, None) == -0.2
+    assert worst_degradation(None, float("nan")) is None
+
+
+def test_curve_rows_carry_every_plotted_model_even_without_an_oracle() -> None:
+    import yaml
+
+    from dc003.evaluate.compare import CURVE_MODELS, curve_rows
+    from tests.conftest import REPO
+
+    results = {"recall_at_k": {"k": [1, 2], "models": {"two_tower": [0.1, 0.2], "als": [0.0, 0.3]}}}
+    rows = curve_rows(results)
+    assert rows[1]["two_tower"] == 0.2 and rows[1]["als"] == 0.3
+    assert rows[0]["oracle"] is None and set(rows[0]) == {"k", *CURVE_MODELS}
+    plots = yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]
+    fields = next(p["recall_at_k"]["y"] for p in plots if "recall_at_k" in p)
+    assert next(iter(fields.values())) == list(CURVE_MODELS)
+
+
+def test_no_cold_users_gives_null_not_a_number() -> None:
+    segs = Segments(
+        warm_users=np.ones(2, dtype=bool), cold_users=np.zeros(2, dtype=bool), cold_item=np.zeros(3, bool)
+    )
+    full = score_model(
+        np.array([[0, 1], [1, 2]]), [np.array([0]), np.array([2])], segs, n_items=3,
+        item_category=np.zeros(3, dtype=np.int64), n_categories=1, max_k=50, n_boot=10, alpha=0.05, seed=0,
+    )  # fmt: skip
+    res = assemble({"m": full}, ["all"])
+    assert res["models"]["m"]["cold_start_degradation"] is None
+    json.dumps(res, allow_nan=False)  # strict JSON: undefined values are null
+
+
+def test_training_series_puts_phases_on_one_axis() -> None:
+    s = training_series(_history([("phase_1", 2), ("phase_2", 3), ("phase_4", 1)]))
+    assert s["boundaries"] == [(0.0, "phase_1"), (2.0, "phase_2"), (5.0, "phase_4")]
+    assert s["x_val"] == [1, 2, 3, 4, 5, 6]
+    # a start point per phase (its first steps) then one point per epoch
+    assert s["x_train"] == [0.0, 1, 2, 2.0, 3, 4, 5, 5.0, 6]
+    assert s["end"] == 6
+
+
+def test_folds_are_consecutive_non_overlapping_weeks() -> None:
+    folds = plan_folds(last_day=100, n_folds=4)
+    assert [(f.test_start, f.last_day) for f in folds] == [(94, 100), (87, 93), (80, 86), (73, 79)]
+    days = [set(range(f.test_start, f.last_day + 1)) for f in folds]
+    assert all(len(d) == 7 for d in days)
+    assert all(not (a & b) for i, a in enumerate(days) for b in days[i + 1 :])
+    with pytest.raises(ValueError):
+        plan_folds(100, 0)
+
+
+def test_truncation_keeps_only_rows_up_to_the_fold_and_bytes_as_they_are(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "transactions_train.csv").write_text(
+        "t_dat,customer_id,article_id,price,sales_channel_id\n"
+        "2020-09-01,a,0108775015,0.01,2\n"
+        "2020-09-08,b,0108775044,0.02,1\n"
+        "2020-09-09,a,0108775015,0.01,2\n"
+        "not-a-date,c,0108775015,0.01,2\n"
+    )
+    (src / "customers.csv").write_text("customer_id\na\n")
+    last = int((np.datetime64("2020-09-08") - np.datetime64("1970-01-01")).astype(int))
+    rows = truncate_raw(src, tmp_path / "dst", last)
+    out = (tmp_path / "dst" / "transactions_train.csv").read_text().splitlines()
+    # strictly after the fold's last day is gone; the unparseable row is left to the build's quarantine
+    assert out[1:] == ["2020-09-01,a,0108775015,0.01,2", "2020-09-08,b,0108775044,0.02,1",
+                       "not-a-date,c,0108775015,0.01,2"]  # fmt: skip
+    assert rows == {"transactions_read": 4, "transactions_kept": 3}
+    assert (tmp_path / "dst" / "customers.csv").read_text() == "customer_id\na\n"
+
+
+def test_fold_summary_mean_and_spread() -> None:
+    per_fold = [
+        {"a": {"recall_50": 0.1, "cold_start_degradation": None}},
+        {"a": {"recall_50": 0.3, "cold_start_degradation": 0.5}},
+    ]
+    s = summarise(per_fold)["a"]
+    assert s["recall_50"]["mean"] == pytest.approx(0.2)
+    assert s["recall_50"]["std"] == pytest.approx(np.std([0.1, 0.3], ddof=1))
+    assert s["cold_start_degradation"] == {"mean": 0.5, "std": None, "n_folds": 1, "values": [None, 0.5]}

@@ -1,0 +1,165 @@
+"""The whole DVC graph, really run by DVC, on tiny generated data in a throw-away copy of the project.
+
+One test walks the user's path in order (each step needs the previous one's outputs):
+`dvc repro` end to end -> a second `dvc repro` does nothing -> `dvc exp run -S phase_2.temperature=...`
+re-runs phase_2 and what depends on it, nothing before -> `dc003 gates check` compares the measured
+values and the promote stage's decision agrees with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import REPO, SHARED, git
+
+pytestmark = pytest.mark.xdist_group("e2e")
+
+ALL_STAGES = {
+    "raw",
+    "dataset",
+    "validate",
+    "text_embed",
+    "phase_1",
+    "phase_2",
+    "phase_3",
+    "phase_4",
+    "evaluate",
+    "export",
+    "bench",
+    "gates",
+    "promote",
+}
+OUTPUT_DIRS = {"data", "checkpoints", "metrics", "plots", "reports", "artifacts", "registry"}
+AFTER_PHASE_2 = {"phase_2", "phase_3", "phase_4", "evaluate", "export", "bench", "gates", "promote"}
+
+
+def _tiny_params(path: Path) -> None:
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    params["data"]["scale"] = "tiny"
+    for phase in ("phase_1", "phase_2", "phase_3", "phase_4"):
+        params[phase]["batch_size"] = 256
+    params["evaluate"]["bootstrap_samples"] = 50
+    params["bench"]["warmup"] = 2
+    params["bench"]["repetitions"] = 5
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """The project's files (tracked and new, not ignored ones) in a fresh git repo next to ../shared."""
+    root = tmp_path / "work"
+    repo = root / "main"
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    ).stdout.split(b"\0")
+    for rel in (f.decode() for f in files if f):
+        src = REPO / rel
+        if not src.is_file() or rel.split("/")[0] in OUTPUT_DIRS:
+            continue  # deleted in the working tree, or a run's output (a fresh clone has none)
+        dst = repo / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes(src.read_bytes())
+    for generated in ("dvc.lock",):  # start from nothing, as a fresh clone with no outputs would
+        (repo / generated).unlink(missing_ok=True)
+    (root / "shared").symlink_to(SHARED)
+    _tiny_params(repo / "params.yaml")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
+    git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "tiny")
+    return repo
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    bindir = str(Path(sys.executable).parent)  # stages run `python -m pipeline.X`: this venv's python
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def _run(repo: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(list(args), cwd=repo, env=_env(), capture_output=True, text=True)
+    if ok:
+        assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def _dvc(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return _run(repo, str(Path(sys.executable).parent / "dvc"), *args)
+
+
+def _ran(proc: subprocess.CompletedProcess[str]) -> set[str]:
+    return set(re.findall(r"Running stage '([\w-]+)'", proc.stdout + proc.stderr))
+
+
+def _json(path: Path) -> dict:  # type: ignore[type-arg]
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_dvc_repro_end_to_end_then_cached_then_an_experiment(project: Path) -> None:
+    first = _dvc(project, "repro")
+    assert _ran(first) == ALL_STAGES
+
+    # the data contract was enforced and training depends on it
+    summary = _json(project / "data/validation/summary.json")
+    assert summary["passed"] is True
+
+    # evaluation: the two-tower and every baseline side by side, plain numbers the gates read
+    evaluation = _json(project / "metrics/evaluation_results.json")
+    models = evaluation["models"]
+    assert {"two_tower", "popularity", "trending", "repurchase", "als", "oracle"} <= set(models)
+    for name, metrics in models.items():
+        for key in ("recall_50", "ndcg_10", "map_12", "coverage_50", "cold_start_degradation"):
+            value = metrics[key]
+            assert value is None or 0.0 <= value <= 1.0 or key == "cold_start_degradation", (name, key)
+    assert (project / "plots/training_curves.png").stat().st_size > 10_000
+    history = _json(project / "metrics/training_metrics.json")
+    assert history  # the four phases' history
+
+    # the exported towers and the measured deployment values exist where the gates read them
+    for rel in (
+        "artifacts/user_tower.onnx",
+        "artifacts/item_tower.onnx",
+        "artifacts/model_config.json",
+        "artifacts/embedding_mappings.json",
+    ):
+        assert (project / rel).stat().st_size > 0, rel
+    export = _json(project / "reports/export_report.json")
+    assert export["onnx_conversion"]["ok"] is True
+    assert export["parity"]["min_cosine"] >= 0.999
+
+    # gates: one entry per declared gate; the promote stage's decision agrees with them
+    gates = _json(project / "metrics/gates.json")
+    declared = yaml.safe_load((project / "gates/promotion.yaml").read_text())["gates"]
+    assert [g["name"] for g in gates["gates"]] == [g["name"] for g in declared]
+    failing = [g["name"] for g in gates["gates"] if g["status"] == "fail"]
+    assert all(g["status"] == "not_applicable" for g in gates["gates"] if g["name"].startswith("gpu_"))
+    decision = _json(project / "metrics/promotion.json")
+    assert decision["promoted"] is (not failing)
+    assert decision["failing_gates"] == failing
+    index = project / "registry/index.json"
+    assert index.exists() is (not failing)
+
+    check = _run(project, str(Path(sys.executable).parent / "dc003"), "gates", "check", "--json", ok=False)
+    assert check.returncode == (1 if failing else 0)
+    assert json.loads(check.stdout)["passed"] is (not failing)
+
+    # nothing changed: nothing runs
+    second = _dvc(project, "repro")
+    assert _ran(second) == set()
+
+    # an experiment re-runs phase_2 and what follows, nothing before
+    exp = _dvc(project, "exp", "run", "-S", "phase_2.temperature=0.07")
+    ran = _ran(exp)
+    assert "phase_2" in ran and ran <= AFTER_PHASE_2
+    assert not ran & (ALL_STAGES - AFTER_PHASE_2)
