@@ -91,8 +91,10 @@ class DatasetFrames:
         path = self.dir / file
         if not path.is_file():
             raise Dc003Error(f"{path}: file not found")
+        columns = self._view_columns(path, view)
         try:
-            df = pl.read_parquet(path)
+            # a view reads only the columns it derives from (the interactions file is the largest table)
+            df = pl.read_parquet(path, columns=columns)
         except (pl.exceptions.PolarsError, OSError) as exc:
             raise Dc003Error(f"{path}: cannot read as Parquet ({exc})") from exc
         if view == "history":
@@ -105,6 +107,32 @@ class DatasetFrames:
             return self._cold(file, df)
         wanted = {r.column for r in rules} | {str(r.params.get("other")) for r in rules}
         return df.with_columns(self._derived(file, df, wanted))
+
+    def _view_columns(self, path: Path, view: str) -> list[str] | None:
+        """The stored columns ``view`` needs (None: all of them). A missing one raises polars'
+        ColumnNotFoundError, which fails the view's rules with the column's name."""
+        import polars as pl
+
+        if not view:
+            return None
+        try:
+            have = set(pl.scan_parquet(path).collect_schema())
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise Dc003Error(f"{path}: cannot read as Parquet ({exc})") from exc
+        if view == "history":
+            columns = ["user_idx", "day", "hist_start", "hist_end"]
+        elif view == "weekly":
+            columns = ["day", "quantity"]
+        elif view.startswith("per_"):
+            columns = [view[4:], "quantity"]
+        elif view == "recompute":
+            columns = ["split", "user_idx" if "user_idx" in have else "item_idx"]
+        else:
+            return None
+        for column in columns:
+            if column not in have:
+                raise pl.exceptions.ColumnNotFoundError(f"{column} is not in {path.name}")
+        return columns
 
     def _derived(self, file: str, df: pl.DataFrame, wanted: set[str | None]) -> list[pl.Expr]:
         import polars as pl
