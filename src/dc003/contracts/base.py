@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SEMVER = r"^\d+\.\d+\.\d+$"
 
 
 class Declared(BaseModel):
@@ -26,3 +31,16 @@ class IntRange(Declared):
 
     def __str__(self) -> str:
         return str(self.min) if self.min == self.max else f"{self.min}-{self.max}"
+
+
+class ContractHeader(Declared):
+    """The metadata every dc contract opens with (each contract adds its own fields)."""
+
+    id: str = Field(pattern=r"^DC-\d{3}$")
+    title: str
+    version: str = Field(pattern=SEMVER)
+    owner: str
+    status: Literal["draft", "active", "deprecated", "retired"]
+    created: dt.date
+    review_date: dt.date
+    next_review: dt.date

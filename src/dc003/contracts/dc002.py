@@ -14,9 +14,8 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
-from dc003.contracts.base import Declared
+from dc003.contracts.base import ContractHeader, Declared
 
-SEMVER = r"^\d+\.\d+\.\d+$"
 IDENT = r"^[A-Za-z][A-Za-z0-9_]*$"
 SPLITS: tuple[str, str, str] = ("train", "val", "test")
 
@@ -48,15 +47,7 @@ class Consumer(Declared):
     contract: str
 
 
-class ContractMeta(Declared):
-    id: str = Field(pattern=r"^DC-\d{3}$")
-    title: str
-    version: str = Field(pattern=SEMVER)
-    owner: str
-    status: Literal["draft", "active", "deprecated", "retired"]
-    created: dt.date
-    review_date: dt.date
-    next_review: dt.date
+class ContractMeta(ContractHeader):
     brief: str
     consumers: list[Consumer]
 

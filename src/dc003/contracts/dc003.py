@@ -5,15 +5,13 @@ Field names follow the document so a key path in an error message can be found i
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
-from dc003.contracts.base import Declared, IntRange
+from dc003.contracts.base import ContractHeader, Declared, IntRange
 from dc003.contracts.thresholds import Threshold
 
-SEMVER = r"^\d+\.\d+\.\d+$"
 Activation = Literal["relu", "gelu", "tanh", "none"]
 Normalization = Literal["min_max_scaling", "log_transform+min_max", "standard_scaling", "as_is"]
 Scheduler = Literal["constant", "cosine_annealing", "cosine_annealing_warm_restarts", "linear_decay"]
@@ -29,15 +27,7 @@ class Dependency(Declared):
     contract: str
 
 
-class ContractMeta(Declared):
-    id: str = Field(pattern=r"^DC-\d{3}$")
-    title: str
-    version: str = Field(pattern=SEMVER)
-    owner: str
-    status: Literal["draft", "active", "deprecated", "retired"]
-    created: dt.date
-    review_date: dt.date
-    next_review: dt.date
+class ContractMeta(ContractHeader):
     implementation_owner: str
     stakeholders: list[str]
     dependencies: list[Dependency]

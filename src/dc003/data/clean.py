@@ -59,7 +59,8 @@ class _Check:
     expr: pl.Expr
 
 
-def _dtype(spec: ColumnSpec) -> Any:
+def polars_dtype(name: str) -> Any:
+    """The polars type of a DC-002 column type name (used by cleaning and by the Pandera schemas)."""
     import polars as pl
 
     return {
@@ -72,7 +73,7 @@ def _dtype(spec: ColumnSpec) -> Any:
         "float32": pl.Float32,
         "float64": pl.Float64,
         "date": pl.Date,
-    }[spec.type]
+    }[name]
 
 
 def _lit(value: float | dt.date, spec: ColumnSpec) -> pl.Expr:
@@ -122,7 +123,7 @@ class _FilePlan:
         elif spec.type == "date":
             value = text.str.to_date(spec.format or "%Y-%m-%d", strict=False)
         else:
-            value = text.cast(_dtype(spec), strict=False)
+            value = text.cast(polars_dtype(spec.type), strict=False)
         repaired = pl.when(missing).then(None).otherwise(value)
         missing_rule = self.add(column, "missing", missing)
         if spec.type != "string":
@@ -137,7 +138,7 @@ class _FilePlan:
             repaired = self._vocabulary(column, spec, raw, text, value, missing, repaired)
         if missing_rule is not None and missing_rule.repair == "fill_empty":
             repaired = pl.when(missing).then(pl.lit("")).otherwise(repaired)
-        self.values[column] = repaired.cast(_dtype(spec)).alias(column)
+        self.values[column] = repaired.cast(polars_dtype(spec.type)).alias(column)
 
     def _out_of_range(self, value: pl.Expr, spec: ColumnSpec) -> pl.Expr:
         import polars as pl

@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dc003.data.clean import polars_dtype
 from dc003.data.validation.rules import Rule
 
 if TYPE_CHECKING:
@@ -25,22 +26,6 @@ class EngineResult:
     examples: list[dict[str, Any]] = field(default_factory=list)  # {"row": index, "value": ...}
     observed: Any = None
     error: str | None = None
-
-
-def polars_dtype(name: str) -> Any:
-    import polars as pl
-
-    return {
-        "string": pl.String,
-        "bool": pl.Boolean,
-        "int8": pl.Int8,
-        "int16": pl.Int16,
-        "int32": pl.Int32,
-        "int64": pl.Int64,
-        "float32": pl.Float32,
-        "float64": pl.Float64,
-        "date": pl.Date,
-    }[name]
 
 
 def _between(col: pl.Expr, p: dict[str, Any]) -> pl.Expr:
