@@ -12,29 +12,16 @@ from typing import Any
 
 import dc003  # noqa: F401  (offline environment first)
 from dc003.contracts import load_dc002, load_dc003
+from dc003.data import synthetic
 from dc003.data.build import BuildSettings, build_dataset
 
 from .conftest import REPO
 
 CONTRACT = REPO / "contracts" / "dc002.yaml"
-ARTICLE_COLUMNS = [
-    "article_id", "product_code", "prod_name", "product_type_no", "product_type_name", "product_group_name",
-    "graphical_appearance_no", "graphical_appearance_name", "colour_group_code", "colour_group_name",
-    "perceived_colour_value_id", "perceived_colour_value_name", "perceived_colour_master_id",
-    "perceived_colour_master_name", "department_no", "department_name", "index_code", "index_name",
-    "index_group_no", "index_group_name", "section_no", "section_name", "garment_group_no",
-    "garment_group_name", "detail_desc",
-]  # fmt: skip
-CUSTOMER_COLUMNS = [
-    "customer_id",
-    "FN",
-    "Active",
-    "club_member_status",
-    "fashion_news_frequency",
-    "age",
-    "postal_code",
-]
-TRANSACTION_COLUMNS = ["t_dat", "customer_id", "article_id", "price", "sales_channel_id"]
+# the Kaggle H&M layout, as the generator writes it (one definition: dc003.data.synthetic)
+ARTICLE_COLUMNS = list(synthetic.ARTICLE_COLUMNS)
+CUSTOMER_COLUMNS = list(synthetic.CUSTOMER_COLUMNS)
+TRANSACTION_COLUMNS = list(synthetic.TRANSACTION_COLUMNS)
 SMALL = BuildSettings(max_history=3, train_window_days=14, popularity_window_days=7)
 
 
