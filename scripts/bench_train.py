@@ -57,26 +57,15 @@ def _matmul_gflops(device: Any, reps: int = 10) -> dict[str, float]:
 
 
 def _setup(params: Any, dataset: Path, text: Path, device: Any) -> tuple[Any, Any]:
-    import torch
-
     from dc003.contracts import load_dc002, load_dc003
-    from dc003.model.config import resolve_model_config
-    from dc003.model.two_tower import TwoTowerModel
-    from dc003.text.embed import load_item_text
     from dc003.train.batches import ItemTable
-    from dc003.train.data import fit_stats, load_training_data, read_counts
     from dc003.train.negatives import log_sampling_probability
     from dc003.train.objectives import InfoNceObjective
     from dc003.train.recipes import InBatchRecipe
+    from dc003.train.run import build_model
 
-    dc003_c, dc002_c = load_dc003(), load_dc002()
-    n_users, n_items = read_counts(dataset)
-    stats = fit_stats(dataset, {n.name: n.column for n in dc002_c.compatibility.numerical}, n_users, n_items)
-    config = resolve_model_config(dc003_c, dc002_c, params.model, n_items=n_items, stats=stats)
-    data = load_training_data(dataset, load_item_text(text), config, dc002_c)
-    torch.manual_seed(params.seed)
-    model = TwoTowerModel(config)
-    model.user_tower.history.set_item_attributes(torch.from_numpy(data.item_attributes))
+    model, data = build_model(params.seed, params.model, dataset, text, load_dc003(), load_dc002())
+    config, n_items = model.config, data.n_items
     p2 = params.phase_2
     examples = {"train": data.rows("train"), "val": data.rows("val")}
     recipe = InBatchRecipe(

@@ -21,6 +21,8 @@ from dc003.io import read_json, sha256_file, write_json
 if TYPE_CHECKING:
     import torch
 
+    from dc003.contracts.dc002 import Dc002Contract
+    from dc003.contracts.dc003 import Dc003Contract
     from dc003.model.two_tower import TwoTowerModel
     from dc003.params.train import (
         ModelParams,
@@ -241,27 +243,15 @@ def run_phase_1(
     dc002_path: Path,
     progress: bool = True,
 ) -> dict[str, Any]:
-    import torch
-
     from dc003.contracts import load_dc002, load_dc003
-    from dc003.model.config import resolve_model_config
-    from dc003.model.two_tower import TwoTowerModel
-    from dc003.text.embed import load_item_text
-    from dc003.train.data import fit_stats, load_training_data, read_counts
     from dc003.train.objectives import BprObjective
     from dc003.train.recipes import BprRecipe
 
     _check_validated(paths.validation)
     device = _device()
     dc003, dc002 = load_dc003(dc003_path), load_dc002(dc002_path)
-    n_users, n_items = read_counts(paths.dataset_dir)
-    sources = {n.name: n.column for n in dc002.compatibility.numerical}
-    stats = fit_stats(paths.dataset_dir, sources, n_users, n_items)
-    config = resolve_model_config(dc003, dc002, model_params, n_items=n_items, stats=stats)
-    data = load_training_data(paths.dataset_dir, load_item_text(paths.text_dir), config, dc002)
-    torch.manual_seed(seed)
-    model = TwoTowerModel(config)
-    model.user_tower.history.set_item_attributes(torch.from_numpy(data.item_attributes))
+    model, data = build_model(seed, model_params, paths.dataset_dir, paths.text_dir, dc003, dc002)
+    config = model.config
     examples, items = _common(model, data, device)
     recipe = BprRecipe(
         data=data,
@@ -281,6 +271,34 @@ def run_phase_1(
     ) + _model_params_key(model_params)
     result = _train("phase_1", model, data, recipe, settings, paths, key, device, progress)
     return _write_phase("phase_1", model, data, result, settings, paths)
+
+
+def build_model(
+    seed: int,
+    model_params: ModelParams,
+    dataset_dir: Path,
+    text_dir: Path,
+    dc003: Dc003Contract,
+    dc002: Dc002Contract,
+) -> tuple[TwoTowerModel, TrainingData]:
+    """A fresh model (seeded) from the contracts, the ``model`` params and train-split statistics, and the
+    training data it reads (phase 1 and the training benchmark build it the same way)."""
+    import torch
+
+    from dc003.model.config import resolve_model_config
+    from dc003.model.two_tower import TwoTowerModel
+    from dc003.text.embed import load_item_text
+    from dc003.train.data import fit_stats, load_training_data, read_counts
+
+    n_users, n_items = read_counts(dataset_dir)
+    sources = {n.name: n.column for n in dc002.compatibility.numerical}
+    stats = fit_stats(dataset_dir, sources, n_users, n_items)
+    config = resolve_model_config(dc003, dc002, model_params, n_items=n_items, stats=stats)
+    data = load_training_data(dataset_dir, load_item_text(text_dir), config, dc002)
+    torch.manual_seed(seed)
+    model = TwoTowerModel(config)
+    model.user_tower.history.set_item_attributes(torch.from_numpy(data.item_attributes))
+    return model, data
 
 
 def _model_params_key(p: ModelParams) -> str:
