@@ -365,3 +365,34 @@ def test_a_failed_run_leaves_the_previous_files(tmp_path: Path, monkeypatch: pyt
     with pytest.raises(RuntimeError, match="killed"):
         generate_hm_layout(tmp_path, TINY, seed=5)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp files either
+
+
+def test_taste_splits_into_a_feature_part_and_an_individual_part() -> None:
+    """The customer taste is the segment part (a function of the observable features) plus the individual
+    part; scripts/synthetic_ceiling.py relies on replaying the stream into the two."""
+    from dc003.data.synthetic import _rng
+    from dc003.data.synthetic_config import SCALES
+    from dc003.data.synthetic_customers import build_customers
+    from dc003.data.synthetic_taste import item_vectors, user_vector_parts, user_vectors
+
+    cfg = SCALES["tiny"]
+    cal, tax = calendar(cfg), build_taxonomy()
+    cat = build_catalogue(cfg, cal, tax, _rng(7, "catalogue"))
+    cust = build_customers(cfg, cal, _rng(7, "customers"))
+    whole_rng, parts_rng = _rng(7, "taste"), _rng(7, "taste")
+    item_vectors(cfg, tax, cat, whole_rng)
+    item_vectors(cfg, tax, cat, parts_rng)
+    whole = user_vectors(cfg, cust, whole_rng)
+    segment, individual = user_vector_parts(cfg, cust, parts_rng)
+    np.testing.assert_array_equal(whole, (segment + individual).astype(np.float32))
+    # shares of variance as configured, and the segment part depends on the features alone
+    share = float(np.mean(np.sum(segment**2, axis=1)))
+    assert share == pytest.approx(cfg.segment_weight)
+    assert float(np.mean(np.sum(individual**2, axis=1))) == pytest.approx(1 - cfg.segment_weight)
+    news = np.where(cust.news >= 3, 0, cust.news)
+    key = np.stack([cust.age, cust.club, news, cust.online.astype(np.int64)], axis=1)
+    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    np.testing.assert_array_equal(segment, segment[first][inverse])
+    twins = np.flatnonzero(inverse == np.flatnonzero(np.bincount(inverse) >= 2)[0])[:2]
+    assert not np.allclose(whole[twins[0]], whole[twins[1]])  # same features, different tastes

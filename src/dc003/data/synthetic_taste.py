@@ -77,6 +77,14 @@ def item_vectors(
 def user_vectors(cfg: SyntheticConfig, cust: Customers, rng: np.random.Generator) -> np.ndarray:
     """Segment part from observable features (age smoothly, club status, news habit, channel habit)
     plus an individual part that only the purchase history reveals."""
+    segment, individual = user_vector_parts(cfg, cust, rng)
+    return (segment + individual).astype(np.float32)
+
+
+def user_vector_parts(
+    cfg: SyntheticConfig, cust: Customers, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The two parts of :func:`user_vectors`, already weighted: ``(segment, individual)`` (float64)."""
     d = cfg.latent_dim
     anchors = _table(len(_AGE_ANCHORS), d, rng)
     pos = np.interp(cust.age, _AGE_ANCHORS, np.arange(len(_AGE_ANCHORS)))
@@ -97,7 +105,7 @@ def user_vectors(cfg: SyntheticConfig, cust: Customers, rng: np.random.Generator
     segment -= segment.mean(axis=0)
     individual = _table(cust.n, d, rng)
     w = cfg.segment_weight
-    return (np.sqrt(w) * _unit_rms(segment) + np.sqrt(1 - w) * _unit_rms(individual)).astype(np.float32)
+    return np.sqrt(w) * _unit_rms(segment), np.sqrt(1 - w) * _unit_rms(individual)
 
 
 def lifecycle_log_weight(cfg: SyntheticConfig, cal: Calendar, cat: Catalogue) -> np.ndarray:

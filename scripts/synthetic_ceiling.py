@@ -1,0 +1,278 @@
+"""What the default synthetic data lets any model reach (an analysis script, not a test). Run it after
+``make repro``: it reads the dataset, the text vectors and the trained model of the default run.
+
+The generator knows every customer's true taste and every article's true taste vector; its oracle (the
+evaluate stage's ``oracle`` row) ranks by them. This script replays the generator (scale and seed from
+``params.yaml``) and ranks the test week's buyers with the oracle's own propensity formula, knowing less:
+
+Customer side (articles, popularity and lifecycle known exactly):
+- ``full``: the true taste (the oracle);
+- ``observable_features_only``: only the taste part the customer features decide (age, club status, news
+  habit, channel): the best ranking for a customer without history;
+- ``features_plus_<l>x_history_mean``: that part plus ``l`` times the mean true article vector of the
+  customer's last 50 purchases (a simple history estimate of the individual part).
+
+Article side: how much of the true article vectors the item tower's inputs hold. A ridge probe (5-fold,
+out of sample R^2) from (a) the inputs as the dataset encodes them (the contract's categoricals with their
+overflow bucket, price category, the MiniLM text vectors) and (b) those plus the H&M article columns the
+contract leaves out; then the oracle with its article vectors replaced by the probe's, with the true taste,
+the observable-features part only, and that part plus half the mean probed vector of the last 50
+purchases. With ``--checkpoint``, the same probe from the trained towers' embeddings shows how much the
+model learned: item embeddings -> true article vectors; user embeddings of the test week's buyers -> the
+feature part and the individual part of their taste.
+
+Metrics are the evaluate stage's (recall@50, NDCG@10, coverage@50; recall@50 of cold and warm users) over
+the same buyers. Writes reports/synthetic_ceiling.json.
+
+    .venv/bin/python scripts/synthetic_ceiling.py [--params FILE] [--checkpoint checkpoints/best_model.pt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+import dc003  # noqa: E402,F401  (offline environment before anything else)
+
+HISTORY = 50
+K = 50
+FOLDS = 5
+# H&M article columns the contract's item tower does not take (the generator's article vectors use them)
+OMITTED_COLUMNS = (
+    "product_type_name",
+    "graphical_appearance_name",
+    "perceived_colour_value_name",
+    "index_name",
+    "department_name",
+    "section_name",
+)
+
+
+def _history_mean(rows: Any, article_vectors: np.ndarray, n_customers: int, before_day: int) -> np.ndarray:
+    """Mean true article vector of each customer's last ``HISTORY`` purchases before ``before_day``."""
+    before = rows.day < before_day
+    cust, art, day = rows.customer[before], rows.article[before], rows.day[before]
+    order = np.lexsort((-day.astype(np.int64), cust))
+    cust, art = cust[order], art[order]
+    recent = (np.arange(cust.size) - np.searchsorted(cust, cust)) < HISTORY
+    total = np.zeros((n_customers, article_vectors.shape[1]))
+    np.add.at(total, cust[recent], article_vectors[art[recent]])
+    count = np.bincount(cust[recent], minlength=n_customers)[:, None]
+    return np.where(count > 0, total / np.maximum(count, 1), 0.0)
+
+
+def ridge_probe(x: np.ndarray, y: np.ndarray, lam: float = 1.0, seed: int = 0) -> tuple[np.ndarray, float]:
+    """Out-of-fold predictions of ``y`` from ``x`` (ridge with an intercept) and their R^2."""
+    x = np.hstack([x, np.ones((x.shape[0], 1))])
+    order = np.random.default_rng(seed).permutation(x.shape[0])
+    pred = np.zeros_like(y)
+    for fold in np.array_split(order, FOLDS):
+        train = np.setdiff1d(order, fold)
+        gram = x[train].T @ x[train] + lam * np.eye(x.shape[1])
+        pred[fold] = x[fold] @ np.linalg.solve(gram, x[train].T @ y[train])
+    r2 = 1.0 - float(((y - pred) ** 2).sum() / ((y - y.mean(axis=0)) ** 2).sum())
+    return pred, r2
+
+
+def _one_hot(values: np.ndarray) -> np.ndarray:
+    _, inverse = np.unique(values, return_inverse=True)
+    return np.eye(int(inverse.max()) + 1)[inverse]
+
+
+def _item_inputs(dataset: Path, text: Path, raw_articles: Path, article_order: list[str]) -> dict[str, Any]:
+    """Per generator article: the dataset's encoded item-tower inputs and the omitted H&M columns."""
+    import polars as pl
+
+    items = pl.read_parquet(dataset / "items.parquet")
+    split = pl.read_parquet(dataset / "items_test.parquet", columns=["item_idx", "price_category_idx"])
+    encoded = [c for c in items.columns if c.endswith("_idx") and c != "item_idx"]
+    contract = np.hstack(
+        [_one_hot(items[c].to_numpy()) for c in encoded] + [_one_hot(split["price_category_idx"].to_numpy())]
+    )
+    vectors = np.load(text / "item_text.npy").reshape(items.height, -1).astype(np.float64)
+    raw = items.select("article_id").join(
+        pl.read_csv(raw_articles, infer_schema_length=0).select("article_id", *OMITTED_COLUMNS),
+        on="article_id",
+        how="left",
+        maintain_order="left",
+    )
+    omitted = np.hstack([_one_hot(raw[c].fill_null("?").to_numpy()) for c in OMITTED_COLUMNS])
+    position = {a: i for i, a in enumerate(article_order)}
+    return {
+        "article": np.array([position[a] for a in items["article_id"].to_list()]),
+        "contract_inputs": np.hstack([contract, vectors]),
+        "all_columns": np.hstack([contract, omitted, vectors]),
+    }
+
+
+def _model_embeddings(checkpoint: Path, dataset: Path, text: Path) -> dict[str, Any]:
+    """The trained towers on the test split: every item, and each test buyer (as the evaluate stage
+    queries them) with their customer_id."""
+    import polars as pl
+    import torch
+
+    from dc003.model.checkpoint import load_model
+    from dc003.text.embed import load_item_text
+    from dc003.train.batches import ItemTable
+    from dc003.train.data import load_training_data
+    from dc003.train.validation import embed_items, embed_users, retrieval_set
+
+    model, _ = load_model(checkpoint)
+    model.eval()
+    data = load_training_data(dataset, load_item_text(text), model.config, None)
+    cpu = torch.device("cpu")
+    buyers = retrieval_set(data, "test")
+    max_len = model.config.user_tower.sequence.max_len
+    ids = pl.read_parquet(dataset / "users_test.parquet", columns=["user_idx", "customer_id"])
+    ids = ids.sort("user_idx")
+    return {
+        "items": embed_items(model, ItemTable.build(data, "test", cpu)).astype(np.float64),
+        "users": embed_users(model, data, "test", buyers.query_rows, max_len, cpu).astype(np.float64),
+        "customer_ids": [ids["customer_id"][int(u)] for u in buyers.users],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", type=Path, default=REPO / "params.yaml")
+    parser.add_argument("--dataset", type=Path, default=REPO / "data/dataset")
+    parser.add_argument("--text", type=Path, default=REPO / "data/text_embed")
+    parser.add_argument("--raw", type=Path, default=REPO / "data/raw")
+    parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=REPO / "reports/synthetic_ceiling.json")
+    parser.add_argument("--lambdas", type=float, nargs="*", default=[0.5, 1.0, 2.0])
+    args = parser.parse_args()
+
+    from threadpoolctl import threadpool_limits
+
+    from dc003.data.synthetic import _rng
+    from dc003.data.synthetic_catalogue import build_catalogue
+    from dc003.data.synthetic_config import calendar, scale_preset
+    from dc003.data.synthetic_customers import build_customers
+    from dc003.data.synthetic_oracle import oracle_top_k
+    from dc003.data.synthetic_sampling import simulate
+    from dc003.data.synthetic_taste import build_taste, item_vectors, user_vector_parts
+    from dc003.data.synthetic_vocab import build_taxonomy
+    from dc003.evaluate.metrics import coverage_at_k, ndcg_at_k, recall_at_k
+    from dc003.params import load_sections
+
+    params = load_sections(args.params, ("seed", "data"))
+    if params.data.source != "synthetic":
+        raise SystemExit(f"{args.params}: data.source: {params.data.source!r}: needs synthetic data")
+    seed, cfg = params.seed, scale_preset(params.data.scale)
+    t_start = time.perf_counter()
+    # one BLAS thread for the whole run, as the generator runs: the same floats as its oracle file
+    threadpool_limits(limits=1, user_api="blas")
+    cal, tax = calendar(cfg), build_taxonomy()
+    cat = build_catalogue(cfg, cal, tax, _rng(seed, "catalogue"))
+    cust = build_customers(cfg, cal, _rng(seed, "customers"))
+    taste = build_taste(cfg, cal, tax, cat, cust, _rng(seed, "taste"))
+    rows = simulate(cfg, cal, cust, cat, taste, _rng(seed, "purchases"))
+    # replay the taste stream to split every customer's vector into its two parts
+    replay = _rng(seed, "taste")
+    item_vectors(cfg, tax, cat, replay)
+    segment, individual = user_vector_parts(cfg, cust, replay)
+    week_start = cal.n_days - 7
+    article_vectors = (taste.item * cfg.item_temperature).T.astype(np.float64)  # unit rows
+    in_week = rows.day >= week_start
+    first_day = np.full(cust.n, np.iinfo(np.int64).max)
+    np.minimum.at(first_day, rows.customer, rows.day.astype(np.int64))
+
+    def rank(user: np.ndarray, articles: np.ndarray | None = None) -> dict[str, float]:
+        t = (
+            taste
+            if articles is None
+            else dataclasses.replace(taste, item=_as_taste(articles, cfg.item_temperature))
+        )
+        users, top, _ = oracle_top_k(
+            cfg, cal, cat, dataclasses.replace(t, user=user), rows, oracle_days=7, oracle_k=K
+        )
+        by_user = np.searchsorted(users, rows.customer[in_week])
+        truth = [np.unique(rows.article[in_week][by_user == i]) for i in range(users.size)]
+        recall = recall_at_k(top, truth, K)
+        cold = first_day[users] >= week_start
+        return {
+            "recall_50": float(np.mean(recall)),
+            "ndcg_10": float(np.mean(ndcg_at_k(top, truth, 10))),
+            "coverage_50": coverage_at_k(top, cat.n, K),
+            "recall_50_cold_users": float(np.mean(recall[cold])),
+            "recall_50_warm_users": float(np.mean(recall[~cold])),
+            "buyers": int(users.size),
+            "cold_users": int(cold.sum()),
+        }
+
+    features_only = segment.astype(np.float32)
+    customer: dict[str, Any] = {"full": rank(taste.user), "observable_features_only": rank(features_only)}
+    history = _history_mean(rows, article_vectors, cust.n, week_start)
+    for lam in args.lambdas:
+        customer[f"features_plus_{lam:g}x_history_mean"] = rank((segment + lam * history).astype(np.float32))
+    for name, v in customer.items():
+        print(name, {k: round(x, 4) for k, x in v.items()}, flush=True)
+
+    inputs = _item_inputs(args.dataset, args.text, args.raw / "articles.csv", cat.article_id)
+    target = article_vectors[inputs["article"]]
+    article: dict[str, Any] = {}
+    for name in ("contract_inputs", "all_columns"):
+        pred, r2 = ridge_probe(inputs[name], target)
+        probed = article_vectors.copy()
+        probed[inputs["article"]] = pred
+        probed_history = _history_mean(rows, probed, cust.n, week_start)
+        article[name] = {
+            "probe_r2": r2,
+            "true_taste": rank(taste.user, probed),
+            "observable_features_only": rank(features_only, probed),
+            "features_plus_0.5x_history_mean": rank(
+                (segment + 0.5 * probed_history).astype(np.float32), probed
+            ),
+        }
+        print(
+            name, "R2", round(r2, 3), {k: v["recall_50"] for k, v in article[name].items() if k != "probe_r2"}
+        )
+    learned: dict[str, Any] = {}
+    if args.checkpoint is not None:
+        emb = _model_embeddings(args.checkpoint, args.dataset, args.text)
+        position = {bytes(h).decode(): i for i, h in enumerate(cust.hex_ids)}
+        who = np.array([position[c] for c in emb["customer_ids"]])
+        learned = {
+            "checkpoint": str(args.checkpoint),
+            "item_embedding_to_article_vector_r2": ridge_probe(emb["items"], target, lam=1e-2)[1],
+            "user_embedding_to_feature_part_r2": ridge_probe(emb["users"], segment[who], lam=1e-2)[1],
+            "user_embedding_to_individual_part_r2": ridge_probe(emb["users"], individual[who], lam=1e-2)[1],
+        }
+        print("trained towers", {k: round(v, 3) for k, v in learned.items() if k != "checkpoint"})
+    report = {
+        "scale": params.data.scale,
+        "seed": seed,
+        "segment_weight": cfg.segment_weight,
+        "customer_knowledge": customer,
+        "article_knowledge": article,
+        "trained_model": learned,
+        # a model that matched the oracle on warm customers could do no better on cold ones than this
+        "cold_user_degradation_at_oracle_quality": 1
+        - customer["observable_features_only"]["recall_50_cold_users"]
+        / customer["full"]["recall_50_warm_users"],
+        "seconds": round(time.perf_counter() - t_start, 1),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"-> {args.out}")
+
+
+def _as_taste(article_vectors: np.ndarray, temperature: float) -> np.ndarray:
+    """Unit rows -> the generator's ``(d, n_articles)`` layout, divided by the article temperature."""
+    unit = article_vectors / np.maximum(np.linalg.norm(article_vectors, axis=1, keepdims=True), 1e-12)
+    return np.ascontiguousarray((unit / temperature).T, dtype=np.float32)
+
+
+if __name__ == "__main__":
+    main()
