@@ -24,7 +24,8 @@ def main() -> None:
     params = load_sections("params.yaml", SECTIONS)
     source = make_raw(args.out, params.data, params.seed, load_dc002())
     files = ", ".join(f"{name} ({info['bytes']:,} bytes)" for name, info in source["files"].items())
-    print(f"raw: {source['source']} -> {args.out}: {files}")
+    took = f" in {source['seconds']['total']:.1f} s" if "total" in source["seconds"] else ""
+    print(f"raw: {source['source']} -> {args.out}{took}: {files}")
 
 
 if __name__ == "__main__":

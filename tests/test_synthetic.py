@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import re
 from collections import defaultdict
 from datetime import date, timedelta
@@ -396,3 +397,20 @@ def test_taste_splits_into_a_feature_part_and_an_individual_part() -> None:
     np.testing.assert_array_equal(segment, segment[first][inverse])
     twins = np.flatnonzero(inverse == np.flatnonzero(np.bincount(inverse) >= 2)[0])[:2]
     assert not np.allclose(whole[twins[0]], whole[twins[1]])  # same features, different tastes
+
+
+def test_raw_stage_output_is_identical_on_a_rerun(tmp_path: Path) -> None:
+    """No timing in the raw stage's outputs: re-running it on the same params must not change a byte, or
+    DVC would re-run everything downstream of identical data."""
+    from dc003.contracts import load_dc002
+    from dc003.data.raw import make_raw
+    from dc003.params.data import DataParams
+
+    params = DataParams(source="synthetic", scale="tiny", kaggle_dir="unused")
+    first = make_raw(tmp_path / "a", params, seed=3, contract=load_dc002())
+    make_raw(tmp_path / "b", params, seed=3, contract=load_dc002())
+    assert first["seconds"]["total"] > 0  # reported to the caller ...
+    stored = json.loads((tmp_path / "a" / "source.json").read_text())
+    assert "seconds" not in stored["report"]  # ... not stored
+    for name in sorted(p.name for p in (tmp_path / "a").iterdir()):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

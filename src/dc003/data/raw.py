@@ -26,7 +26,10 @@ from dc003.params.data import DataParams
 def make_raw(
     out_dir: str | os.PathLike[str], data: DataParams, seed: int, contract: Dc002Contract
 ) -> dict[str, Any]:
-    """Fill ``out_dir`` (replaced atomically) with the raw inputs; returns what source.json holds."""
+    """Fill ``out_dir`` (replaced atomically) with the raw inputs; returns what source.json holds plus
+    ``seconds``, the generator's timing, which stays out of the file: a timing in a stage output changes its
+    hash on every run, and DVC would re-run every stage downstream of identical data."""
+    seconds: dict[str, float] = {}
     with atomic_dir(out_dir) as tmp:
         if data.source == "synthetic":
             from dc003.data.synthetic import generate_hm_layout, scale_preset
@@ -34,6 +37,8 @@ def make_raw(
             report = generate_hm_layout(
                 tmp, scale_preset(data.scale), seed=seed, oracle=True, oracle_days=contract.splits.test_days
             )
+            timing = report.pop("seconds", {})
+            seconds = {str(k): float(v) for k, v in timing.items()} if isinstance(timing, dict) else {}
             origin: dict[str, Any] = {
                 "source": "synthetic",
                 "scale": data.scale,
@@ -55,4 +60,4 @@ def make_raw(
         }
         source = {**origin, "files": files}
         write_json(tmp / layout.RAW_SOURCE_JSON, source)
-    return source
+    return {**source, "seconds": seconds}
