@@ -146,3 +146,32 @@ def test_consistency_loss_hand_value() -> None:
     user = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     item = torch.tensor([[0.6, 0.8], [0.0, 1.0]])
     assert consistency_loss(user, item, 0.05).item() == pytest.approx(((1 - 0.6) / 0.05 + 0.0) / 2, rel=1e-6)
+
+
+def test_relational_distillation_hand_value_and_zero_at_agreement() -> None:
+    from dc003.model.losses import relational_distillation_loss
+
+    norm = torch.nn.functional.normalize
+    teacher = norm(torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]]), dim=1)
+    assert relational_distillation_loss(teacher, teacher, 0.1).item() == pytest.approx(0.0, abs=1e-6)
+    # only the similarity structure counts: a rotated teacher with extra dimensions is the same teacher
+    rotated = torch.cat([teacher @ torch.tensor([[0.0, 1.0], [-1.0, 0.0]]), torch.zeros(3, 3)], dim=1)
+    assert relational_distillation_loss(teacher, rotated, 0.1).item() == pytest.approx(0.0, abs=1e-6)
+
+    student = norm(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.8, 0.6]]), dim=1).requires_grad_()
+
+    def rows(x: torch.Tensor) -> list[dict[int, float]]:
+        sim = (x @ x.T / 0.1).tolist()
+        out = []
+        for i in range(3):
+            z = sum(math.exp(sim[i][j]) for j in range(3) if j != i)
+            out.append({j: math.exp(sim[i][j]) / z for j in range(3) if j != i})
+        return out
+
+    p_t, p_s = rows(teacher), rows(student.detach())
+    expected = sum(p_t[i][j] * math.log(p_t[i][j] / p_s[i][j]) for i in range(3) for j in p_t[i]) / 3
+    value = relational_distillation_loss(student, teacher, 0.1)
+    assert expected > 0 and value.item() == pytest.approx(expected, rel=1e-5)
+    value.backward()
+    assert student.grad is not None and student.grad.abs().sum() > 0
+    assert relational_distillation_loss(teacher[:1], teacher[:1], 0.1).item() == 0.0  # one row: nothing

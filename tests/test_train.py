@@ -404,3 +404,46 @@ def test_cuda_mixed_precision_path(
     )
     assert result.precision == "fp16-autocast+grad-scaler"
     assert math.isfinite(result.epochs[0]["train/epoch_loss"])
+
+
+def test_distillation_teacher_sees_only_purchases_before_the_val_cutoff(
+    tiny: tuple[Path, TrainingData],
+) -> None:
+    import dataclasses
+
+    from dc003.params.evaluate import AlsParams
+    from dc003.train.data import SPLIT_CODES
+    from dc003.train.run import teacher_item_factors
+
+    _, data = tiny
+    als = AlsParams(factors=8, iterations=3, regularization=0.05, alpha=40.0)
+    factors = teacher_item_factors(data, als, seed=0)
+    assert factors.shape == (data.n_items, 8)
+    seen = np.unique(data.item[data.split <= SPLIT_CODES["train"]])
+    np.testing.assert_allclose(np.linalg.norm(factors[seen], axis=1), 1.0, rtol=1e-5)
+    # other val/test purchases leave the teacher unchanged: it has no view of those weeks
+    later = data.split > SPLIT_CODES["train"]
+    moved = data.item.copy()
+    moved[later] = np.random.default_rng(0).integers(0, data.n_items, int(later.sum()))
+    assert not np.array_equal(moved, data.item)
+    np.testing.assert_allclose(
+        teacher_item_factors(dataclasses.replace(data, item=moved), als, seed=0), factors, atol=1e-5
+    )
+
+    recipe = _recipe(data)
+    assert isinstance(recipe, InBatchRecipe)
+    recipe.teacher = factors
+    _, _, labels = recipe.batch("train", np.arange(16), np.random.default_rng(0))
+    positives = data.item[recipe.examples["train"][:16]]
+    np.testing.assert_array_equal(labels["teacher"].numpy(), factors[positives])
+    # the objective adds the distillation term only with a weight
+    user, item = torch.randn(16, 4), torch.randn(16 + 4, 4)
+    plain = InfoNceObjective(0.08, 0.1, 0.5)
+    distilled = InfoNceObjective(0.08, 0.1, 0.5, distillation_weight=2.0)
+    unit_user = torch.nn.functional.normalize(user, dim=1)
+    unit_item = torch.nn.functional.normalize(item, dim=1)
+    gap = distilled(unit_user, unit_item, labels) - plain(unit_user, unit_item, labels)
+    from dc003.model.losses import relational_distillation_loss
+
+    expected = 2.0 * relational_distillation_loss(unit_item[:16], labels["teacher"], 0.1)
+    assert gap.item() == pytest.approx(expected.item(), rel=1e-5) and gap.item() > 0

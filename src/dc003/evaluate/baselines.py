@@ -260,6 +260,33 @@ def als(
     if not has_history.any():
         return out
 
+    user_factors, item_factors = fit_als(
+        counts,
+        factors=factors,
+        iterations=iterations,
+        regularization=regularization,
+        alpha=alpha,
+        seed=seed,
+        num_threads=num_threads,
+    )
+    warm = np.flatnonzero(has_history)
+    exclude_warm = None if log.exclude is None else log.exclude[warm]
+    out[warm] = top_k_scores(user_factors[log.users[warm]], item_factors, log.k_out, exclude=exclude_warm)
+    return out
+
+
+def fit_als(
+    counts: sp.csr_matrix,
+    *,
+    factors: int,
+    iterations: int,
+    regularization: float,
+    alpha: float,
+    seed: int,
+    num_threads: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(user_factors, item_factors)`` of implicit-feedback ALS on a user x item purchase-count matrix
+    (``implicit``, CPU; confidence ``alpha * count``; ``num_threads=1`` is reproducible bit for bit)."""
     # implicit's heavy native import stays here, out of anything a CLI imports
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
@@ -275,12 +302,4 @@ def als(
             random_state=seed,
         )
         model.fit(counts, show_progress=False)
-    warm = np.flatnonzero(has_history)
-    exclude_warm = None if log.exclude is None else log.exclude[warm]
-    out[warm] = top_k_scores(
-        np.asarray(model.user_factors)[log.users[warm]],
-        np.asarray(model.item_factors),
-        log.k_out,
-        exclude=exclude_warm,
-    )
-    return out
+    return np.asarray(model.user_factors), np.asarray(model.item_factors)

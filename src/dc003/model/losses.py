@@ -14,6 +14,8 @@ Pure functions on embeddings / logits, so every one can be checked against a han
 - :func:`category_alignment_loss` (phase 3): each user must score the category of its positive item
   highest among the batch's category centroids.
 - :func:`consistency_loss` (phase 4): positive pairs only, ``(1 - cos) / T``.
+- :func:`relational_distillation_loss` (phase 2, optional): the batch's item-item similarity structure
+  should match a teacher's (collaborative item factors), row by row as softmax distributions.
 """
 
 from __future__ import annotations
@@ -111,3 +113,24 @@ def category_alignment_loss(
 def consistency_loss(user: torch.Tensor, item: torch.Tensor, temperature: float) -> torch.Tensor:
     """Positive pairs only (no negatives): ``mean((1 - cos(user, item)) / T)``."""
     return ((1.0 - (user * item).sum(dim=-1)) / temperature).mean()
+
+
+def relational_distillation_loss(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """Mean over rows of ``KL(p_teacher || p_student)``, where row ``i``'s distributions are the softmax of
+    its cosines to the batch's other rows (``/ temperature``, the row itself excluded).
+
+    ``student`` (N, d) and ``teacher`` (N, k) are L2-normalised; only their similarity structure is
+    compared, so the teacher may live in any space. Zero when the two similarity matrices agree.
+    """
+    n = student.shape[0]
+    if n < 2:
+        return student.sum() * 0.0
+    self_pair = torch.eye(n, dtype=torch.bool, device=student.device)
+    s = ((student.float() @ student.float().T) / temperature).masked_fill(self_pair, float("-inf"))
+    t = ((teacher.float() @ teacher.float().T) / temperature).masked_fill(self_pair, float("-inf"))
+    log_p_student = torch.log_softmax(s, dim=-1).masked_fill(self_pair, 0.0)
+    p_teacher = torch.softmax(t, dim=-1)
+    log_p_teacher = torch.log_softmax(t, dim=-1).masked_fill(self_pair, 0.0)
+    return (p_teacher * (log_p_teacher - log_p_student)).sum(dim=-1).mean()

@@ -8,7 +8,8 @@ the extra items are:
 - ``n_shared`` (scalar): the first ``n_shared`` item rows (positives + shared random negatives) are
   candidates of every row (in-batch negatives);
 - ``log_q`` (M,): log sampling probability of each item row (popularity correction);
-- ``category`` (M,): category of each item row.
+- ``category`` (M,): category of each item row;
+- ``teacher`` (B, k): the teacher's L2-normalised factors of each row's positive item (distillation).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dc003.model.losses import (
     category_alignment_loss,
     consistency_loss,
     popularity_corrected_logits,
+    relational_distillation_loss,
     smoothed_cross_entropy,
 )
 
@@ -55,6 +57,10 @@ class InfoNceObjective:
     temperature: float
     label_smoothing: float
     popularity_weight: float
+    # + distillation_weight x relational distillation of the positives' item embeddings from the
+    # ``teacher`` label (absent label or weight 0: InfoNCE alone)
+    distillation_weight: float = 0.0
+    distillation_temperature: float = 0.1
 
     def __call__(self, user: torch.Tensor, item: torch.Tensor, labels: Labels) -> torch.Tensor:
         b = user.shape[0]
@@ -74,7 +80,11 @@ class InfoNceObjective:
             row_valid = (neg >= 0) & ~accidental_hits(users, items[:b], items[neg.clamp(min=0)])
             logits = torch.cat([logits, row_logits], dim=1)
             valid = torch.cat([valid, row_valid], dim=1)
-        return smoothed_cross_entropy(logits, target, valid, self.label_smoothing)
+        loss = smoothed_cross_entropy(logits, target, valid, self.label_smoothing)
+        if self.distillation_weight and "teacher" in labels:
+            distill = relational_distillation_loss(item[:b], labels["teacher"], self.distillation_temperature)
+            loss = loss + self.distillation_weight * distill
+        return loss
 
 
 @dataclass(frozen=True)

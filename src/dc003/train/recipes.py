@@ -2,7 +2,8 @@
 
 - phase 1: each positive with ``negatives`` uniform random items (BPR pairs);
 - phase 2: in-batch negatives plus ``random_negatives`` uniform items shared by the whole batch, every
-  candidate carrying its log sampling probability for the popularity correction;
+  candidate carrying its log sampling probability for the popularity correction (and, with a teacher, the
+  teacher's factors of each positive item for the distillation term);
 - phase 3: in-batch negatives plus the example's mined hard negatives (:mod:`dc003.train.negatives`);
 - phase 4: positives only.
 """
@@ -93,6 +94,7 @@ class InBatchRecipe(Recipe):
 
     log_q: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float32))
     shared_negatives: int = 0
+    teacher: np.ndarray | None = None  # (I, k) L2-normalised teacher item factors, or none
 
     def extra_items(
         self, split: str, positions: np.ndarray, rows: np.ndarray, rng: np.random.Generator
@@ -106,6 +108,8 @@ class InBatchRecipe(Recipe):
             "n_shared": torch.tensor(rows.size + n),
             "log_q": torch.from_numpy(log_q.astype(np.float32)).to(self.device),
         }
+        if self.teacher is not None:
+            labels["teacher"] = torch.from_numpy(self.teacher[pos]).to(self.device)
         return shared, labels
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from dc003.contracts.dc002 import Dc002Contract
     from dc003.contracts.dc003 import Dc003Contract
     from dc003.model.two_tower import TwoTowerModel
+    from dc003.params.evaluate import AlsParams
     from dc003.params.train import (
         ModelParams,
         Phase1Params,
@@ -328,9 +329,18 @@ def run_phase_2(
         items=items,
         max_len=model.config.user_tower.sequence.max_len,
         device=device,
-        objective=InfoNceObjective(params.temperature, params.label_smoothing, params.popularity_weight),
+        objective=InfoNceObjective(
+            params.temperature,
+            params.label_smoothing,
+            params.popularity_weight,
+            distillation_weight=params.distillation_weight,
+            distillation_temperature=params.distillation_temperature,
+        ),
         log_q=_in_batch_log_q(data, examples["train"]),
         shared_negatives=params.random_negatives,
+        teacher=teacher_item_factors(data, params.distillation_teacher, seed)
+        if params.distillation_weight
+        else None,
     )
     settings = _settings(
         "phase_2",
@@ -348,6 +358,34 @@ def run_phase_2(
     )
     result = _train("phase_2", model, data, recipe, settings, paths, key, device, progress)
     return _write_phase("phase_2", model, data, result, settings, paths)
+
+
+def teacher_item_factors(data: TrainingData, als: AlsParams, seed: int) -> np.ndarray:
+    """L2-normalised implicit-ALS item factors from every purchase before the val cutoff (history and train
+    splits): the collaborative view of the items that phase 2 distils into the item tower (items never
+    bought get ALS's near-zero factors, normalised like the others; their rows weigh little in a batch)."""
+    import scipy.sparse as sp
+
+    from dc003.evaluate.baselines import fit_als
+    from dc003.train.data import SPLIT_CODES
+
+    seen = data.split <= SPLIT_CODES["train"]
+    counts = sp.csr_matrix(
+        (np.ones(int(seen.sum()), dtype=np.float32), (data.user[seen], data.item[seen])),
+        shape=(data.n_users, data.n_items),
+    )
+    counts.sum_duplicates()
+    _, items = fit_als(
+        counts,
+        factors=als.factors,
+        iterations=als.iterations,
+        regularization=als.regularization,
+        alpha=als.alpha,
+        seed=seed,
+        num_threads=max(1, len(os.sched_getaffinity(0))),
+    )
+    norm = np.linalg.norm(items, axis=1, keepdims=True)
+    return (items / np.maximum(norm, 1e-12)).astype(np.float32)
 
 
 def _mine(
