@@ -251,10 +251,7 @@ def als(
     """
     log = _prepare(user, item, day, n_items, cutoff_day, users, k, exclude)
     n_users = max(int(log.user.max(initial=-1)), int(log.users.max(initial=-1))) + 1
-    counts = sp.csr_matrix(
-        (np.ones(log.user.size, dtype=np.float32), (log.user, log.item)), shape=(n_users, n_items)
-    )  # duplicate (user, item) entries are summed into a purchase count
-    counts.sum_duplicates()
+    counts = purchase_counts(log.user, log.item, (n_users, n_items))
     has_history = np.diff(counts.indptr)[log.users] > 0
     out = _fill(_popularity_order(log), log)
     if not has_history.any():
@@ -273,6 +270,13 @@ def als(
     exclude_warm = None if log.exclude is None else log.exclude[warm]
     out[warm] = top_k_scores(user_factors[log.users[warm]], item_factors, log.k_out, exclude=exclude_warm)
     return out
+
+
+def purchase_counts(user: np.ndarray, item: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """The user x item purchase-count matrix (float32): a repeated (user, item) pair sums to its count."""
+    counts = sp.csr_matrix((np.ones(user.size, dtype=np.float32), (user, item)), shape=shape)
+    counts.sum_duplicates()
+    return counts
 
 
 def fit_als(

@@ -362,28 +362,15 @@ def run_phase_2(
 
 def teacher_item_factors(data: TrainingData, als: AlsParams, seed: int) -> np.ndarray:
     """L2-normalised implicit-ALS item factors from every purchase before the val cutoff (history and train
-    splits): the collaborative view of the items that phase 2 distils into the item tower (items never
-    bought get ALS's near-zero factors, normalised like the others; their rows weigh little in a batch)."""
-    import scipy.sparse as sp
-
-    from dc003.evaluate.baselines import fit_als
+    splits): the collaborative view of the items that phase 2 distils into the item tower. An item first
+    bought later is never a training positive, so its row (whatever direction ALS leaves it) never teaches."""
+    from dc003.evaluate.baselines import fit_als, purchase_counts
     from dc003.train.data import SPLIT_CODES
 
     seen = data.split <= SPLIT_CODES["train"]
-    counts = sp.csr_matrix(
-        (np.ones(int(seen.sum()), dtype=np.float32), (data.user[seen], data.item[seen])),
-        shape=(data.n_users, data.n_items),
-    )
-    counts.sum_duplicates()
-    _, items = fit_als(
-        counts,
-        factors=als.factors,
-        iterations=als.iterations,
-        regularization=als.regularization,
-        alpha=als.alpha,
-        seed=seed,
-        num_threads=max(1, len(os.sched_getaffinity(0))),
-    )
+    counts = purchase_counts(data.user[seen], data.item[seen], (data.n_users, data.n_items))
+    threads = max(1, len(os.sched_getaffinity(0)))
+    _, items = fit_als(counts, **als.model_dump(), seed=seed, num_threads=threads)
     norm = np.linalg.norm(items, axis=1, keepdims=True)
     return (items / np.maximum(norm, 1e-12)).astype(np.float32)
 
