@@ -80,3 +80,17 @@ def test_overrides_revalidate() -> None:
         with_overrides(params, {"phase_2.temperature": 0})
     with pytest.raises(KeyError):
         with_overrides(params, {"phase_2.temprature": 0.1})
+
+
+def test_knobs_beyond_the_contract_are_listed_as_extensions(edited) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = _check("params.yaml")
+    assert code == 0
+    (e,) = [e for e in json.loads(out)["extensions"] if e["key"] == "phase_2.distillation_weight"]
+    assert e["value"] == 1.0 and "distillation" in e["note"]
+    # an extension has no contract value, so it is never also a deviation; switched off, it shows its 0
+    assert "phase_2.distillation_weight" not in {d["key"] for d in json.loads(out)["deviations"]}
+    off = edited("params.yaml", "  distillation_weight: 1.0", "  distillation_weight: 0.0")
+    report = check_params(off, "contracts/dc003.yaml", "contracts/dc002.yaml")
+    assert [e.value for e in report.extensions if e.key == "phase_2.distillation_weight"] == [0.0]
+    res = CliRunner().invoke(app, ["params", "check", "--params", str(off)])
+    assert res.exit_code == 0 and "extension(s) beyond the contracts" in res.stdout

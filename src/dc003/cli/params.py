@@ -20,7 +20,8 @@ def check(
     dc003: Annotated[Path, typer.Option("--dc003")] = Path("contracts/dc003.yaml"),
     dc002: Annotated[Path, typer.Option("--dc002")] = Path("contracts/dc002.yaml"),
 ) -> None:
-    """Fail on type/range violations; list differences from the contract as deviations (exit 0)."""
+    """Fail on type/range violations; list differences from the contract as deviations and knobs the
+    contract does not describe as extensions (exit 0)."""
     from dc003.params.check import check_params
 
     report = check_params(params, dc003, dc002)
@@ -33,12 +34,20 @@ def check(
     console = Console()
     if not report.deviations:
         console.print(f"{report.params_file}: valid, no deviations from the contracts")
-        return
-    table = Table(
-        title=f"{report.params_file}: valid, {len(report.deviations)} deviation(s) from the contracts"
-    )
-    for col in ("params key", "run value", "contract key", "contract value", "note"):
-        table.add_column(col, overflow="fold")
-    for d in report.deviations:
-        table.add_row(d.key, str(d.value), f"{d.contract}: {d.contract_key}", str(d.contract_value), d.note)
-    console.print(table)
+    else:
+        table = Table(
+            title=f"{report.params_file}: valid, {len(report.deviations)} deviation(s) from the contracts"
+        )
+        for col in ("params key", "run value", "contract key", "contract value", "note"):
+            table.add_column(col, overflow="fold")
+        for d in report.deviations:
+            contract = f"{d.contract}: {d.contract_key}"
+            table.add_row(d.key, str(d.value), contract, str(d.contract_value), d.note)
+        console.print(table)
+    if report.extensions:
+        table = Table(title=f"{len(report.extensions)} extension(s) beyond the contracts")
+        for col in ("params key", "run value", "what it adds"):
+            table.add_column(col, overflow="fold")
+        for e in report.extensions:
+            table.add_row(e.key, str(e.value), e.note)
+        console.print(table)

@@ -2,6 +2,8 @@
 
 Type and range violations are errors (the typed load fails). Differences from the contract values are
 deviations: listed, never fatal, so a run may scale batch sizes to its data while the review sees it.
+Knobs for what the contract does not describe at all (fields made with ``params.common.extension``) are
+listed as extensions with their run values, so the review sees those too.
 """
 
 from __future__ import annotations
@@ -23,23 +25,40 @@ class Deviation(Declared):
     note: str
 
 
+class Extension(Declared):
+    key: str  # params key path, e.g. phase_2.distillation_weight
+    value: Any
+    note: str  # what the knob adds beyond the contract
+
+
 class ParamsReport(Declared):
     params_file: str
     deviations: list[Deviation]
+    extensions: list[Extension]
+
+
+def _fields(model: type[BaseModel], marker: str, prefix: str = "") -> list[tuple[str, str]]:
+    """(params key path, the field's ``marker`` value) for every field, nested ones too, that carries it."""
+    found: list[tuple[str, str]] = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}.{name}" if prefix else name
+        extra = field.json_schema_extra
+        if isinstance(extra, dict) and isinstance(extra.get(marker), str):
+            found.append((path, str(extra[marker])))
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found.extend(_fields(annotation, marker, path))
+    return found
 
 
 def contract_refs(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str]]:
     """(params key path, "dcNNN:contract key path") for every field that mirrors a contract value."""
-    refs: list[tuple[str, str]] = []
-    for name, field in model.model_fields.items():
-        path = f"{prefix}.{name}" if prefix else name
-        extra = field.json_schema_extra
-        if isinstance(extra, dict) and isinstance(extra.get("contract"), str):
-            refs.append((path, str(extra["contract"])))
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            refs.extend(contract_refs(annotation, path))
-    return refs
+    return _fields(model, "contract", prefix)
+
+
+def extension_fields(model: type[BaseModel]) -> list[tuple[str, str]]:
+    """(params key path, note) for every field that switches on something the contract does not describe."""
+    return _fields(model, "extension")
 
 
 def resolve(obj: Any, dotted: str) -> Any:
@@ -80,7 +99,10 @@ def check_params(
                     note=note,
                 )
             )
-    return ParamsReport(params_file=display_path(params_path), deviations=deviations)
+    extensions = [
+        Extension(key=key, value=resolve(params, key), note=note) for key, note in extension_fields(Params)
+    ]
+    return ParamsReport(params_file=display_path(params_path), deviations=deviations, extensions=extensions)
 
 
 def _load_dc002(path: str | os.PathLike[str]) -> Any:

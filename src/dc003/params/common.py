@@ -21,6 +21,15 @@ def contract_ref(ref: str, **constraints: Any) -> Any:
     return Field(json_schema_extra={"contract": ref}, **constraints)
 
 
+def extension(note: str, **constraints: Any) -> Any:
+    """A params field that switches on something the contract does not describe (``note`` says what).
+
+    ``dc003 params check`` lists every such field with its run value as an extension beyond the contract, so
+    a review of params.yaml sees what a run adds, not only where it differs from a contract value.
+    """
+    return Field(json_schema_extra={"extension": note}, **constraints)
+
+
 class Section(Declared):
     """Base of every params.yaml section."""
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from dc003.params.common import Section, contract_ref
+from dc003.params.common import Section, contract_ref, extension
 from dc003.params.evaluate import AlsParams
 
 Scheduler = Literal["constant", "cosine_annealing", "cosine_annealing_warm_restarts", "linear_decay"]
@@ -81,7 +81,10 @@ class Phase2Params(PhaseParams):
     popularity_weight: float = contract_ref("dc003:phases.phase_2.sampling_strategy.popularity_weight", ge=0)
     # + distillation_weight x relational distillation of the item tower from collaborative item factors
     # (implicit ALS, the ``distillation_teacher`` settings, on every purchase before the val cutoff); 0 = off
-    distillation_weight: float = Field(ge=0)
+    distillation_weight: float = extension(
+        "phase 2 loss + weight x relational distillation of the item tower from ALS item factors (0 = off)",
+        ge=0,
+    )
     distillation_temperature: float = Field(gt=0)
     distillation_teacher: AlsParams
 
