@@ -59,6 +59,8 @@ def _history(phases: list[tuple[str, int]]) -> dict[str, object]:
                 "train_seconds": 1.0,
                 "device": "cpu",
                 "precision": "fp32",
+                # phase 2 switched on a knob beyond the contract, the others none
+                "params": {"distillation_weight": 0.5 if name == "phase_2" else 0.0, "temperature": 0.08},
             }
         )
     return {"phases": out}
@@ -170,6 +172,11 @@ def test_model_card_lists_every_model_and_each_contract_threshold(outputs: tuple
         assert f"| {name} |" in table
     for heading in ("## Intended use", "## Data", "## Architecture", "## Known limitations"):
         assert heading in card
+    # the extension the run switched on is named under its phase, once; switched-off ones are not
+    training = card.split("- Training:")[1].split("##")[0]
+    ext = [line for line in training.splitlines() if "beyond the contract" in line]
+    assert len(ext) == 1 and "`phase_2.distillation_weight` = 0.5" in ext[0]
+    assert training.index("phase_2:") < training.index(ext[0]) < training.index("phase_3:")
 
 
 def test_exclusion_removes_bought_items_from_every_list(tiny_run: Path) -> None:
@@ -245,6 +252,18 @@ def test_cold_start_degradation_by_hand() -> None:
     assert cs["cold_items"] == pytest.approx(0.5)
     assert res["models"]["m"]["cold_start_degradation"] == pytest.approx(2 / 3)  # the worse one
     assert res["models"]["m"]["recall_50"] == pytest.approx((0.5 + 1 + 0.5 + 0) / 4)
+    # repurchases: user 0's item 0 (bought day 1) and user 1's item 1; user 2 bought item 5 only after the
+    # cutoff, so nothing of theirs is a repurchase. Users 0 and 1 hit theirs -> recall 1.
+    # new purchases: user 0 misses 5 (0/1), user 2 hits 3 of {2, 3} (1/2), user 3 misses 4 (0/1) -> 1/6
+    assert segs.bought is not None and segs.bought.toarray()[:, [0, 1, 2, 5]].tolist() == [
+        [1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]
+    ]  # fmt: skip
+    again = res["segments"]["m"]["repurchases"]
+    new = res["segments"]["m"]["new_purchases"]
+    assert (again["n_purchases"], again["n_users_evaluated"]) == (2, 2)
+    assert (new["n_purchases"], new["n_users_evaluated"]) == (4, 3)
+    assert again["recall_50"]["mean"] == pytest.approx(1.0)
+    assert new["recall_50"]["mean"] == pytest.approx(1 / 6)
 
 
 def test_worst_degradation_handles_undefined_parts() -> None:

@@ -163,3 +163,5 @@ def test_dvc_repro_end_to_end_then_cached_then_an_experiment(project: Path) -> N
     ran = _ran(exp)
     assert "phase_2" in ran and ran <= AFTER_PHASE_2
     assert not ran & (ALL_STAGES - AFTER_PHASE_2)
+    # the re-run phase records the params it trained with (the model card reads its extensions there)
+    assert _json(project / "checkpoints/phases/phase_2/summary.json")["params"]["temperature"] == 0.07

@@ -138,6 +138,7 @@ def render_model_card(results: dict[str, Any], ctx: CardContext) -> str:
                 f"{p.get('train_seconds', 0)} s on {p.get('device')} ({p.get('precision')}); "
                 f"val recall@50 {_f(final.get('val/recall_50'))}"
             )
+            lines += _extension_lines(p)
     lines += [
         "",
         "## Evaluation setup",
@@ -171,12 +172,20 @@ def render_model_card(results: dict[str, Any], ctx: CardContext) -> str:
     lines += _table(["Model", *[_LABELS[k] for k in HEADLINE]], rows)
     lines += ["", "Values: point estimate [95 % interval]; degradation: worst (users, items).", ""]
     lines += ["## Segments (recall@50)", ""]
-    seg_names = ["warm_users", "cold_users", "warm_items", "cold_items"]
+    seg_names = ["warm_users", "cold_users", "warm_items", "cold_items", "repurchases", "new_purchases"]
     rows = []
     for m in models:
         segs = results["segments"][m]
         rows.append([m] + [_f(segs.get(s, {}).get("recall_50", {}).get("mean")) for s in seg_names])
     lines += _table(["Model", *seg_names], rows)
+    repeat = results["segments"].get("two_tower", {}).get("repurchases", {})
+    if repeat:
+        lines += [
+            "",
+            f"Repurchases: {repeat['n_purchases']} of the test purchases are of an item the same user bought "
+            "before the cutoff (counted: `evaluate.exclude_purchased` is "
+            f"{setup.get('exclude_purchased')}); new purchases are the rest.",
+        ]
     mix = results.get("category_mix", {}).get("models", {})
     if mix:
         lines += ["", "## Category mix of the top 50 vs the purchases", ""]
@@ -187,6 +196,26 @@ def render_model_card(results: dict[str, Any], ctx: CardContext) -> str:
     lines += ["", "## Plots", ""]
     lines += [f"- {name}: `{path}`" for name, path in ctx.plots.items()]
     return "\n".join(lines) + "\n"
+
+
+def _extension_lines(phase: dict[str, Any]) -> list[str]:
+    """One line per knob the phase switched on that the contract does not describe (``params check``'s
+    extensions), read from the params the phase recorded in its summary."""
+    from dc003.params import Params
+    from dc003.params.check import extension_fields
+
+    recorded = phase.get("params", {})
+    lines = []
+    for key, note in extension_fields(Params):
+        section, _, name = key.partition(".")
+        if section == phase["phase"] and recorded.get(name):
+            lines.append(f"    - beyond the contract: `{key}` = {recorded[name]}: {note}")
+    return lines
+
+
+def _seg(segments: dict[str, Any], model: str, name: str) -> float | None:
+    value = segments.get(model, {}).get(name, {}).get("recall_50", {}).get("mean")
+    return None if value is None else float(value)
 
 
 def _limitations(results: dict[str, Any], ctx: CardContext) -> list[str]:
@@ -224,5 +253,15 @@ def _limitations(results: dict[str, Any], ctx: CardContext) -> list[str]:
     better = [m for m, v in results["models"].items() if m not in ("two_tower", "oracle")
               and v["recall_50"] is not None and two is not None and v["recall_50"] >= two]  # fmt: skip
     if better:
-        out.append(f"- On recall@50 the two-tower does not beat: {', '.join(better)}.")
+        segs = results["segments"]
+        for m in better:
+            parts = ", ".join(
+                f"{name.replace('_', ' ')} {_f(_seg(segs, m, name), 3)} vs "
+                f"{_f(_seg(segs, 'two_tower', name), 3)}"
+                for name in ("repurchases", "new_purchases")
+            )
+            out.append(
+                f"- On recall@50 the two-tower does not beat {m}: {_f(results['models'][m]['recall_50'], 3)} "
+                f"vs {_f(two, 3)} ({m}'s vs the two-tower's; {parts})."
+            )
     return out

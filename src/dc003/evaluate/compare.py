@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from dc003.evaluate.segments import Segments, item_segments, worst_degradation
+from dc003.evaluate.segments import Segments, item_segments, split_repurchases, truth_parts, worst_degradation
 
 HEADLINE = ("recall_50", "ndcg_10", "map_12", "coverage_50", "cold_start_degradation")
 # the fields of every recall@k row, listed by dvc.yaml's top-level `recall_at_k` plot: a model absent
@@ -51,6 +51,11 @@ def score_model(
     full["item_segments"] = item_segments(
         topk, truth, segments.cold_item, n_boot=n_boot, alpha=alpha, seed=seed
     )
+    if segments.bought is not None:
+        again, new = split_repurchases(truth, segments.bought)
+        full["purchase_segments"] = truth_parts(
+            topk, {"repurchases": again, "new_purchases": new}, n_boot=n_boot, alpha=alpha, seed=seed
+        )
     return full
 
 
@@ -86,6 +91,7 @@ def assemble(scored: Mapping[str, dict[str, Any]], category_names: Sequence[str]
         segments[name] = {
             **full.get("segments", {}),
             **{k: v for k, v in full["item_segments"].items() if k != "degradation"},
+            **full.get("purchase_segments", {}),
         }
         if "category_mix" in full:
             mix[name] = full["category_mix"]

@@ -51,17 +51,11 @@ class EvaluatePaths:
 
 def purchased_before(data: TrainingData, users: np.ndarray, cutoff_day: int) -> sp.csr_matrix:
     """``len(users) x n_items``: 1 where the user bought the item before ``cutoff_day``."""
-    import scipy.sparse as sp
+    from dc003.evaluate.segments import bought_before
 
-    row_of = np.full(data.n_users, -1, dtype=np.int64)
-    row_of[users] = np.arange(users.size)
-    keep = (data.day < cutoff_day) & (row_of[data.user] >= 0)
-    m = sp.csr_matrix(
-        (np.ones(int(keep.sum()), dtype=np.int8), (row_of[data.user[keep]], data.item[keep])),
-        shape=(users.size, data.n_items),
+    return bought_before(
+        data.user, data.item, data.day, cutoff_day=cutoff_day, users=users, n_items=data.n_items
     )
-    m.sum_duplicates()
-    return m
 
 
 def oracle_top_k(

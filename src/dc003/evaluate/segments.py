@@ -9,6 +9,10 @@ of cold items that reached the top 50 (users without such purchases are skipped)
 Degradation of a segment is ``1 - cold recall@50 / warm recall@50`` (cold users against warm users,
 cold-item purchases against warm-item purchases); the contract's ``cold_start_performance`` bar is read
 on the worse of the two.
+
+Repurchases are the test purchases of an item the same user bought before the cutoff; new purchases are
+the rest. They split each user's truth the same way (users without such purchases are skipped), so a
+reader sees whether a model's recall comes from finding new items or from re-listing the user's own.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 K = 50
 
@@ -28,16 +33,35 @@ class Segments:
     warm_users: np.ndarray  # (U,) bool over the evaluated users
     cold_users: np.ndarray  # (U,) bool
     cold_item: np.ndarray  # (I,) bool: never bought before the cutoff
+    bought: sp.csr_matrix | None = None  # (U, I): what each evaluated user bought before the cutoff
+
+
+def bought_before(
+    user: np.ndarray, item: np.ndarray, day: np.ndarray, *, cutoff_day: int, users: np.ndarray, n_items: int
+) -> sp.csr_matrix:
+    """``len(users) x n_items``: 1 where the user bought the item before ``cutoff_day``."""
+    user, item, users = np.asarray(user), np.asarray(item), np.asarray(users)
+    row_of = np.full(max(int(user.max(initial=-1)), int(users.max(initial=-1))) + 1, -1, dtype=np.int64)
+    row_of[users] = np.arange(users.size)
+    keep = (np.asarray(day) < cutoff_day) & (row_of[user] >= 0)
+    m = sp.csr_matrix(
+        (np.ones(int(keep.sum()), dtype=np.int8), (row_of[user[keep]], item[keep])),
+        shape=(users.size, n_items),
+    )
+    m.sum_duplicates()
+    m.data[:] = 1
+    return m
 
 
 def segments_before(
     user: np.ndarray, item: np.ndarray, day: np.ndarray, *, cutoff_day: int, users: np.ndarray, n_items: int
 ) -> Segments:
-    """Cold users and cold items as of ``cutoff_day`` from the interaction log (point in time)."""
+    """Cold users, cold items and each user's earlier purchases as of ``cutoff_day`` (point in time)."""
     before = np.asarray(day) < cutoff_day
     seen_user = np.isin(np.asarray(users), np.asarray(user)[before])
     cold_item = np.bincount(np.asarray(item)[before], minlength=n_items)[:n_items] == 0
-    return Segments(warm_users=seen_user, cold_users=~seen_user, cold_item=cold_item)
+    bought = bought_before(user, item, day, cutoff_day=cutoff_day, users=users, n_items=n_items)
+    return Segments(warm_users=seen_user, cold_users=~seen_user, cold_item=cold_item, bought=bought)
 
 
 def split_truth(
@@ -53,12 +77,42 @@ def split_truth(
     return cold, warm
 
 
+def split_repurchases(
+    truth: Sequence[np.ndarray], bought: sp.csr_matrix
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each user's truth as (repurchase part, new part): row ``u`` of ``bought`` is user ``u``'s past."""
+    again, new = [], []
+    for u, t in enumerate(truth):
+        arr = np.asarray(t)
+        seen = np.isin(arr, bought.indices[bought.indptr[u] : bought.indptr[u + 1]])
+        again.append(arr[seen])
+        new.append(arr[~seen])
+    return again, new
+
+
 def _ci(triple: tuple[float, float, float]) -> dict[str, float | None]:
     mean, low, high = triple
     return {
         "mean": None if math.isnan(mean) else mean,
         "ci_low": None if math.isnan(low) else low,
         "ci_high": None if math.isnan(high) else high,
+    }
+
+
+def truth_parts(
+    topk: np.ndarray, parts: dict[str, Sequence[np.ndarray]], *, n_boot: int, alpha: float, seed: int
+) -> dict[str, Any]:
+    """Recall@50 / NDCG@10 (with intervals) of the same top-k rows against each part of the truth."""
+    from dc003.evaluate.metrics import bootstrap_ci, ndcg_at_k, recall_at_k
+
+    return {
+        name: {
+            "n_users_evaluated": int(sum(1 for t in part if np.asarray(t).size)),
+            "n_purchases": int(sum(np.asarray(t).size for t in part)),
+            "recall_50": _ci(bootstrap_ci(recall_at_k(topk, part, K), n_boot=n_boot, alpha=alpha, seed=seed)),
+            "ndcg_10": _ci(bootstrap_ci(ndcg_at_k(topk, part, 10), n_boot=n_boot, alpha=alpha, seed=seed)),
+        }
+        for name, part in parts.items()
     }
 
 
@@ -72,24 +126,14 @@ def item_segments(
     seed: int,
 ) -> dict[str, Any]:
     """Recall@50 / NDCG@10 on the cold-item and the warm-item purchases, and the cold-item degradation."""
-    from dc003.evaluate.metrics import bootstrap_ci, cold_start_degradation_ci, ndcg_at_k, recall_at_k
+    from dc003.evaluate.metrics import cold_start_degradation_ci, recall_at_k
 
     cold_truth, warm_truth = split_truth(truth, cold_item)
-    out: dict[str, Any] = {}
-    recall = {}
-    for name, part in (("cold_items", cold_truth), ("warm_items", warm_truth)):
-        recall[name] = recall_at_k(topk, part, K)
-        out[name] = {
-            "n_users_evaluated": int(sum(1 for t in part if np.asarray(t).size)),
-            "n_purchases": int(sum(np.asarray(t).size for t in part)),
-            "recall_50": _ci(bootstrap_ci(recall[name], n_boot=n_boot, alpha=alpha, seed=seed)),
-            "ndcg_10": _ci(bootstrap_ci(ndcg_at_k(topk, part, 10), n_boot=n_boot, alpha=alpha, seed=seed)),
-        }
-    out["degradation"] = _ci(
-        cold_start_degradation_ci(
-            recall["cold_items"], recall["warm_items"], n_boot=n_boot, alpha=alpha, seed=seed
-        )
+    out = truth_parts(
+        topk, {"cold_items": cold_truth, "warm_items": warm_truth}, n_boot=n_boot, alpha=alpha, seed=seed
     )
+    cold, warm = recall_at_k(topk, cold_truth, K), recall_at_k(topk, warm_truth, K)
+    out["degradation"] = _ci(cold_start_degradation_ci(cold, warm, n_boot=n_boot, alpha=alpha, seed=seed))
     return out
 
 

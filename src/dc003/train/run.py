@@ -171,6 +171,7 @@ def _write_phase(
     result: PhaseResult,
     settings: LoopSettings,
     paths: PhasePaths,
+    params: PhaseParams,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from dc003.model import checkpoint
@@ -182,6 +183,7 @@ def _write_phase(
         "device": result.device,
         "precision": result.precision,
         "settings": settings.__dict__,
+        "params": params.model_dump(mode="json"),  # the phase's params.yaml section, objective included
         "parameter_count": model.parameter_counts(),
         "steps": result.steps,
         "train_samples": result.train_samples,
@@ -271,7 +273,7 @@ def run_phase_1(
         [*_data_inputs(paths), dc003_path, dc002_path],
     ) + _model_params_key(model_params)
     result = _train("phase_1", model, data, recipe, settings, paths, key, device, progress)
-    return _write_phase("phase_1", model, data, result, settings, paths)
+    return _write_phase("phase_1", model, data, result, settings, paths, params)
 
 
 def build_model(
@@ -357,7 +359,7 @@ def run_phase_2(
         "phase_2", seed, params, [*_data_inputs(paths), paths.input_dir / MODEL_FILE, dc002_path]
     )
     result = _train("phase_2", model, data, recipe, settings, paths, key, device, progress)
-    return _write_phase("phase_2", model, data, result, settings, paths)
+    return _write_phase("phase_2", model, data, result, settings, paths, params)
 
 
 def teacher_item_factors(data: TrainingData, als: AlsParams, seed: int) -> np.ndarray:
@@ -445,7 +447,9 @@ def run_phase_3(
         "phase_3", seed, params, [*_data_inputs(paths), paths.input_dir / MODEL_FILE, dc002_path]
     )
     result = _train("phase_3", model, data, recipe, settings, paths, key, device, progress)
-    return _write_phase("phase_3", model, data, result, settings, paths, {"hard_negative_mining": mining})
+    return _write_phase(
+        "phase_3", model, data, result, settings, paths, params, {"hard_negative_mining": mining}
+    )
 
 
 def run_phase_4(
@@ -482,7 +486,7 @@ def run_phase_4(
         "phase_4", seed, params, [*_data_inputs(paths), paths.input_dir / MODEL_FILE, dc002_path]
     )
     result = _train("phase_4", model, data, recipe, settings, paths, key, device, progress)
-    summary = _write_phase("phase_4", model, data, result, settings, paths)
+    summary = _write_phase("phase_4", model, data, result, settings, paths, params)
     contract = load_dc003(dc003_path)
     history = list(read_json(paths.out_dir / HISTORY_FILE))
     write_contract_checkpoints(model, result.optimizer_state, contract, checkpoints_dir)
