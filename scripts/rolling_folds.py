@@ -38,6 +38,8 @@ METRICS = ("recall_50", "ndcg_10", "map_12", "coverage_50", "cold_start_degradat
 
 
 def run_fold(fold: Any, kaggle_dir: Path, work: Path, cache: Path, params: Any) -> dict[str, Any]:
+    import pandas as pd
+
     from dc003.contracts import DC002_PATH, load_dc002, load_dc003
     from dc003.data.build import BuildSettings, build_dataset
     from dc003.evaluate.folds import truncate_raw
@@ -84,10 +86,12 @@ def run_fold(fold: Any, kaggle_dir: Path, work: Path, cache: Path, params: Any) 
         root / "checkpoints" / "best_model.pt", root / "dataset", root / "text", params.evaluate, seed
     )
     timings["evaluate"] = time.perf_counter() - t
+    splits = pd.read_parquet(root / "dataset/interactions.parquet", columns=["split"])["split"]
     return {
         **fold.as_dict(),
         "rows": rows,
         "interactions": manifest["counts"]["interactions.parquet"],
+        "train_examples": int((splits == "train").sum()),
         "test_users": results["users"]["n_users_evaluated"],
         "cold_users": results["setup"]["cold_users"],
         "models": results["models"],
@@ -105,6 +109,10 @@ def markdown(report: dict[str, Any]) -> str:
         + ", ".join(
             f"fold {f['fold']} ({f['test_start']}..{f['test_end']}): {f['test_users']}" for f in folds
         ),
+        "",
+        "Params: params.yaml"
+        + "".join(f", `{k}={v}`" for k, v in report.get("overrides", {}).items())
+        + f"; training examples per fold: {', '.join(str(f.get('train_examples', '?')) for f in folds)}.",
         "",
     ]
     for metric in METRICS:
@@ -128,14 +136,27 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--work", type=Path, help="scratch directory (default: a new temporary one)")
     parser.add_argument("--text-cache", type=Path, help="text-vector cache shared by the folds and runs")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override one params key for every fold (repeatable; VALUE is read as YAML), "
+        "e.g. --set dataset.train_window_days=364",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see pipeline/_phase_args.py)
 
+    import yaml
+
     from dc003.evaluate.folds import last_transaction_day, plan_folds, summarise
     from dc003.io import write_json, write_text
-    from dc003.params import load_params
+    from dc003.params import load_params, with_overrides
 
-    params = load_params(args.params)
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set {item!r}: expected KEY=VALUE")
+        overrides[key] = yaml.safe_load(value)
+    params = with_overrides(load_params(args.params), overrides)
     work = args.work or Path(tempfile.mkdtemp(prefix="dc003-folds-"))
     cache = args.text_cache or work / "text_cache"
     last = last_transaction_day(args.kaggle_dir / "transactions_train.csv")
@@ -152,6 +173,7 @@ def main(argv: list[str]) -> None:
         "work_dir": str(work),
         "n_folds": args.folds,
         "exclude_purchased": params.evaluate.exclude_purchased,
+        "overrides": overrides,
         "seconds": round(time.perf_counter() - started, 1),
         "folds": folds,
         "summary": summarise([f["models"] for f in folds]),
