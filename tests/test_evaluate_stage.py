@@ -172,6 +172,11 @@ def test_model_card_lists_every_model_and_each_contract_threshold(outputs: tuple
         assert f"| {name} |" in table
     for heading in ("## Intended use", "## Data", "## Architecture", "## Known limitations"):
         assert heading in card
+    # every model but the two-tower has a paired-difference row
+    paired = card.split("paired bootstrap interval")[1].split("##")[0]
+    for name in (*BASELINES, "oracle"):
+        assert f"| {name} |" in paired
+    assert "| two_tower |" not in paired
     # the extension the run switched on is named under its phase, once; switched-off ones are not
     training = card.split("- Training:")[1].split("##")[0]
     ext = [line for line in training.splitlines() if "beyond the contract" in line]
@@ -349,3 +354,26 @@ def test_fold_summary_mean_and_spread() -> None:
     assert s["recall_50"]["mean"] == pytest.approx(0.2)
     assert s["recall_50"]["std"] == pytest.approx(np.std([0.1, 0.3], ddof=1))
     assert s["cold_start_degradation"] == {"mean": 0.5, "std": None, "n_folds": 1, "values": [None, 0.5]}
+
+
+def test_paired_differences_by_hand() -> None:
+    from dc003.evaluate.compare import paired_differences, paired_verdict
+
+    truth = [np.array([0]), np.array([2])]
+    tops = {
+        "two_tower": np.array([[0, 1], [2, 3]]),  # both users hit at rank 1
+        "same": np.array([[0, 1], [2, 3]]),
+        "half": np.array([[1, 0], [4, 5]]),  # user 0 hits at rank 2, user 1 misses
+        "none": np.array([[7, 8], [7, 8]]),
+    }
+    d = paired_differences(tops, truth, n_boot=200, alpha=0.05, seed=0)
+    assert set(d) == {"same", "half", "none"}  # the reference is not compared with itself
+    assert d["same"]["recall_50"] == {"difference": 0.0, "low": 0.0, "high": 0.0}
+    assert paired_verdict(d["same"]["recall_50"]) == "no clear difference"
+    # per-user recall differences [0, 1]; NDCG@10 differences [1 - 1/log2(3), 1]
+    assert d["half"]["recall_50"]["difference"] == pytest.approx(0.5)
+    assert d["half"]["ndcg_10"]["difference"] == pytest.approx((1 - 1 / np.log2(3) + 1) / 2)
+    assert 0.0 <= d["half"]["recall_50"]["low"] <= 0.5 <= d["half"]["recall_50"]["high"] <= 1.0
+    assert d["none"]["recall_50"] == {"difference": 1.0, "low": 1.0, "high": 1.0}
+    assert paired_verdict(d["none"]["recall_50"]) == "two-tower ahead"
+    assert paired_verdict({"difference": -0.1, "low": -0.2, "high": -0.01}) == "two-tower behind"

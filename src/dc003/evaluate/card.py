@@ -74,7 +74,7 @@ def _f(v: float | None, digits: int = 4) -> str:
 
 
 def render_model_card(results: dict[str, Any], ctx: CardContext) -> str:
-    from dc003.evaluate.compare import HEADLINE, format_metric
+    from dc003.evaluate.compare import HEADLINE, PAIRED, format_metric, paired_verdict
 
     setup = results.get("setup", {})
     man = ctx.manifest
@@ -171,6 +171,19 @@ def render_model_card(results: dict[str, Any], ctx: CardContext) -> str:
     rows = [[m] + [format_metric(results, m, k) for k in HEADLINE] for m in models]
     lines += _table(["Model", *[_LABELS[k] for k in HEADLINE]], rows)
     lines += ["", "Values: point estimate [95 % interval]; degradation: worst (users, items).", ""]
+    paired = results.get("paired", {})
+    if paired:
+        lines += [
+            "Two-tower minus each model, per user, with a paired bootstrap interval (the same resampled "
+            "users for both models):",
+            "",
+        ]
+        rows = []
+        for m, d in paired.items():
+            cells = [_diff(d[k]) for k in PAIRED]
+            rows.append([m, *cells, paired_verdict(d["recall_50"])])
+        lines += _table(["Model", *[f"Δ {_LABELS[k]}" for k in PAIRED], "Recall@50"], rows)
+        lines.append("")
     lines += ["## Segments (recall@50)", ""]
     seg_names = ["warm_users", "cold_users", "warm_items", "cold_items", "repurchases", "new_purchases"]
     rows = []
@@ -213,12 +226,20 @@ def _extension_lines(phase: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _diff(d: dict[str, Any]) -> str:
+    if d.get("difference") is None:
+        return "n/a"
+    return f"{d['difference']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
+
+
 def _seg(segments: dict[str, Any], model: str, name: str) -> float | None:
     value = segments.get(model, {}).get(name, {}).get("recall_50", {}).get("mean")
     return None if value is None else float(value)
 
 
 def _limitations(results: dict[str, Any], ctx: CardContext) -> list[str]:
+    from dc003.evaluate.compare import paired_verdict
+
     out = []
     overflow = [
         f"{name} ({v['overflow_values']} of {v['distinct_values']} values share the unknown bucket; "
@@ -255,6 +276,8 @@ def _limitations(results: dict[str, Any], ctx: CardContext) -> list[str]:
     if better:
         segs = results["segments"]
         for m in better:
+            d = results.get("paired", {}).get(m, {}).get("recall_50")
+            paired = f"; paired difference {_diff(d)}: {paired_verdict(d)}" if d else ""
             parts = ", ".join(
                 f"{name.replace('_', ' ')} {_f(_seg(segs, m, name), 3)} vs "
                 f"{_f(_seg(segs, 'two_tower', name), 3)}"
@@ -262,6 +285,6 @@ def _limitations(results: dict[str, Any], ctx: CardContext) -> list[str]:
             )
             out.append(
                 f"- On recall@50 the two-tower does not beat {m}: {_f(results['models'][m]['recall_50'], 3)} "
-                f"vs {_f(two, 3)} ({m}'s vs the two-tower's; {parts})."
+                f"vs {_f(two, 3)} ({m}'s vs the two-tower's; {parts}){paired}."
             )
     return out

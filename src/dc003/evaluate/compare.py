@@ -113,6 +113,58 @@ def assemble(scored: Mapping[str, dict[str, Any]], category_names: Sequence[str]
     }
 
 
+PAIRED = ("recall_50", "ndcg_10")
+
+
+def paired_differences(
+    tops: Mapping[str, np.ndarray],
+    truth: Sequence[np.ndarray],
+    *,
+    reference: str = "two_tower",
+    n_boot: int,
+    alpha: float,
+    seed: int,
+) -> dict[str, dict[str, dict[str, float | None]]]:
+    """``reference`` minus every other model on :data:`PAIRED`, per user, with a paired bootstrap interval.
+
+    Both models are scored on the same resampled users, so the interval is of the difference itself: it
+    is much narrower than comparing the two models' own intervals, and "does the two-tower beat X" is
+    read off its sign (an interval that straddles 0 is no clear difference).
+    """
+    from dc003.evaluate.metrics import bootstrap_ci, ndcg_at_k, recall_at_k
+
+    def per_user(top: np.ndarray) -> dict[str, np.ndarray]:
+        return {"recall_50": recall_at_k(top, truth, 50), "ndcg_10": ndcg_at_k(top, truth, 10)}
+
+    ref = per_user(tops[reference])
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for name, top in tops.items():
+        if name == reference:
+            continue
+        other = per_user(top)
+        out[name] = {}
+        for m in PAIRED:
+            mean, low, high = bootstrap_ci(ref[m] - other[m], n_boot=n_boot, alpha=alpha, seed=seed)
+            out[name][m] = {
+                "difference": None if np.isnan(mean) else mean,
+                "low": None if np.isnan(low) else low,
+                "high": None if np.isnan(high) else high,
+            }
+    return out
+
+
+def paired_verdict(d: Mapping[str, float | None]) -> str:
+    """How the reference compares, from the paired interval of its difference."""
+    low, high = d.get("low"), d.get("high")
+    if low is None or high is None:
+        return "n/a"
+    if low > 0:
+        return "two-tower ahead"
+    if high < 0:
+        return "two-tower behind"
+    return "no clear difference"
+
+
 def curve_rows(results: dict[str, Any]) -> list[dict[str, float | int | None]]:
     """The recall@k curves as DVC plot rows: ``{"k": k, "<model>": recall, ...}`` per k (every
     :data:`CURVE_MODELS` field present, null for a model this run did not score)."""

@@ -173,7 +173,7 @@ def evaluate_checkpoint(
     checkpoint: Path, dataset_dir: Path, text_dir: Path, params: EvaluateParams, seed: int
 ) -> dict[str, Any]:
     """Rank and score every model on the test split; the ``evaluation_results.json`` record."""
-    from dc003.evaluate.compare import assemble, score_model
+    from dc003.evaluate.compare import assemble, paired_differences, score_model
     from dc003.evaluate.segments import segments_before
     from dc003.model.checkpoint import load_model
     from dc003.text.embed import load_item_text
@@ -197,6 +197,9 @@ def evaluate_checkpoint(
             alpha=alpha, seed=seed,
         )  # fmt: skip
     results = assemble(scored, data.category_names)
+    results["paired"] = paired_differences(
+        tops, rset.truth, n_boot=params.bootstrap_samples, alpha=alpha, seed=seed
+    )
     results["setup"] = {
         "split": "test",
         "cutoff_day": data.cutoffs["test"],
