@@ -182,7 +182,7 @@ def render_model_card(results: dict[str, Any], ctx: CardContext) -> str:
         for m, d in paired.items():
             cells = [_diff(d[k]) for k in PAIRED]
             rows.append([m, *cells, paired_verdict(d["recall_50"])])
-        lines += _table(["Model", *[f"Δ {_LABELS[k]}" for k in PAIRED], "Recall@50"], rows)
+        lines += _table(["Model", *[f"Δ {_LABELS[k]}" for k in PAIRED], "On recall@50"], rows)
         lines.append("")
     lines += ["## Segments (recall@50)", ""]
     seg_names = ["warm_users", "cold_users", "warm_items", "cold_items", "repurchases", "new_purchases"]
