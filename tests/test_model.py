@@ -176,6 +176,10 @@ def test_checkpoint_rebuilds_model_from_file_alone(tmp_path: Path) -> None:
     with torch.no_grad():
         assert torch.equal(model(users, items)[0], rebuilt(users, items)[0])
     assert torch.equal(rebuilt.user_tower.history.item_attributes, model.user_tower.history.item_attributes)
+    # equal weights, equal bytes: a re-run that reproduces the weights must not change the DVC hash
+    (tmp_path / "elsewhere").mkdir()
+    checkpoint.save_model(tmp_path / "elsewhere" / "other.pt", model, phase="phase_1")
+    assert (tmp_path / "elsewhere" / "other.pt").read_bytes() == path.read_bytes()
 
 
 def test_ema_update_rule() -> None:

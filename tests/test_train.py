@@ -447,3 +447,18 @@ def test_distillation_teacher_sees_only_purchases_before_the_val_cutoff(
 
     expected = 2.0 * relational_distillation_loss(unit_item[:16], labels["teacher"], 0.1)
     assert gap.item() == pytest.approx(expected.item(), rel=1e-5) and gap.item() > 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU path")
+def test_cpu_phases_run_with_deterministic_algorithms() -> None:
+    from dc003.train.run import _device
+
+    before, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    try:
+        torch.use_deterministic_algorithms(False)
+        assert _device().type == "cpu"
+        # threaded reductions otherwise make two runs of a phase differ from the first step on
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(before)
+        torch.set_num_threads(threads)

@@ -19,8 +19,10 @@ from dc003.model.two_tower import TwoTowerModel
 
 
 def save(path: str | os.PathLike[str], obj: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    # through a file handle: torch.save names the zip's root after a path it is given, and the temporary
+    # name differs per run, so equal weights gave different bytes (and a new DVC hash) on every run
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, Any]:
