@@ -131,7 +131,7 @@ def paired_differences(
     is much narrower than comparing the two models' own intervals, and "does the two-tower beat X" is
     read off its sign (an interval that straddles 0 is no clear difference).
     """
-    from dc003.evaluate.metrics import bootstrap_ci, ndcg_at_k, recall_at_k
+    from dc003.evaluate.metrics import bootstrap_ci, ci_record, ndcg_at_k, recall_at_k
 
     def per_user(top: np.ndarray) -> dict[str, np.ndarray]:
         return {"recall_50": recall_at_k(top, truth, 50), "ndcg_10": ndcg_at_k(top, truth, 10)}
@@ -144,12 +144,8 @@ def paired_differences(
         other = per_user(top)
         out[name] = {}
         for m in PAIRED:
-            mean, low, high = bootstrap_ci(ref[m] - other[m], n_boot=n_boot, alpha=alpha, seed=seed)
-            out[name][m] = {
-                "difference": None if np.isnan(mean) else mean,
-                "low": None if np.isnan(low) else low,
-                "high": None if np.isnan(high) else high,
-            }
+            c = ci_record(bootstrap_ci(ref[m] - other[m], n_boot=n_boot, alpha=alpha, seed=seed))
+            out[name][m] = {"difference": c["mean"], "low": c["ci_low"], "high": c["ci_high"]}
     return out
 
 

@@ -370,7 +370,8 @@ def _json_float(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
 
 
-def _ci(triple: tuple[float, float, float]) -> dict[str, float | None]:
+def ci_record(triple: tuple[float, float, float]) -> dict[str, float | None]:
+    """``(mean, low, high)`` as strict-JSON fields: ``mean``, ``ci_low``, ``ci_high`` (NaN -> null)."""
     mean, low, high = triple
     return {"mean": _json_float(mean), "ci_low": _json_float(low), "ci_high": _json_float(high)}
 
@@ -410,8 +411,8 @@ def evaluate_ranking(
         "n_users_skipped": int((~evaluated).sum()),
     }
     for name, values in per_user.items():
-        result[name] = _ci(bootstrap_ci(values, **boot))
-    result["coverage_50"] = _ci(bootstrap_coverage_ci(top[evaluated], n_items, 50, **boot))
+        result[name] = ci_record(bootstrap_ci(values, **boot))
+    result["coverage_50"] = ci_record(bootstrap_coverage_ci(top[evaluated], n_items, 50, **boot))
     curve = _curve(h, ks)
     result["recall_curve"] = {"k": ks.tolist(), "recall": [_json_float(v) for v in curve]}
 
@@ -424,13 +425,13 @@ def evaluate_ranking(
             result["segments"][name] = {
                 "n_users_evaluated": int((m & evaluated).sum()),
                 "n_users_skipped": int((m & ~evaluated).sum()),
-                "recall_50": _ci(bootstrap_ci(per_user["recall_50"][m], **boot)),
-                "ndcg_10": _ci(bootstrap_ci(per_user["ndcg_10"][m], **boot)),
+                "recall_50": ci_record(bootstrap_ci(per_user["recall_50"][m], **boot)),
+                "ndcg_10": ci_record(bootstrap_ci(per_user["ndcg_10"][m], **boot)),
             }
         if "cold_users" in segments and "warm_users" in segments:
             cold, warm = np.asarray(segments["cold_users"], bool), np.asarray(segments["warm_users"], bool)
             result["cold_start_degradation"] = {
-                name: _ci(cold_start_degradation_ci(per_user[name][cold], per_user[name][warm], **boot))
+                name: ci_record(cold_start_degradation_ci(per_user[name][cold], per_user[name][warm], **boot))
                 for name in ("recall_50", "ndcg_10")
             }
 

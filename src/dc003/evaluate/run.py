@@ -121,15 +121,7 @@ def baseline_rankers(params: EvaluateParams, seed: int) -> dict[str, Callable[..
             b.trending, weeks=params.trending_weeks, half_life_days=params.trending_half_life_days
         ),
         "repurchase": partial(b.repurchase, half_life_days=params.repurchase_half_life_days),
-        "als": partial(
-            b.als,
-            factors=params.als.factors,
-            iterations=params.als.iterations,
-            regularization=params.als.regularization,
-            alpha=params.als.alpha,
-            seed=seed,
-            num_threads=1,
-        ),
+        "als": partial(b.als, **params.als.model_dump(), seed=seed, num_threads=1),
     }
 
 

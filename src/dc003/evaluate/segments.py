@@ -90,27 +90,21 @@ def split_repurchases(
     return again, new
 
 
-def _ci(triple: tuple[float, float, float]) -> dict[str, float | None]:
-    mean, low, high = triple
-    return {
-        "mean": None if math.isnan(mean) else mean,
-        "ci_low": None if math.isnan(low) else low,
-        "ci_high": None if math.isnan(high) else high,
-    }
-
-
 def truth_parts(
     topk: np.ndarray, parts: dict[str, Sequence[np.ndarray]], *, n_boot: int, alpha: float, seed: int
 ) -> dict[str, Any]:
     """Recall@50 / NDCG@10 (with intervals) of the same top-k rows against each part of the truth."""
-    from dc003.evaluate.metrics import bootstrap_ci, ndcg_at_k, recall_at_k
+    from dc003.evaluate.metrics import bootstrap_ci, ci_record, ndcg_at_k, recall_at_k
+
+    def ci(values: np.ndarray) -> dict[str, float | None]:
+        return ci_record(bootstrap_ci(values, n_boot=n_boot, alpha=alpha, seed=seed))
 
     return {
         name: {
             "n_users_evaluated": int(sum(1 for t in part if np.asarray(t).size)),
             "n_purchases": int(sum(np.asarray(t).size for t in part)),
-            "recall_50": _ci(bootstrap_ci(recall_at_k(topk, part, K), n_boot=n_boot, alpha=alpha, seed=seed)),
-            "ndcg_10": _ci(bootstrap_ci(ndcg_at_k(topk, part, 10), n_boot=n_boot, alpha=alpha, seed=seed)),
+            "recall_50": ci(recall_at_k(topk, part, K)),
+            "ndcg_10": ci(ndcg_at_k(topk, part, 10)),
         }
         for name, part in parts.items()
     }
@@ -126,14 +120,15 @@ def item_segments(
     seed: int,
 ) -> dict[str, Any]:
     """Recall@50 / NDCG@10 on the cold-item and the warm-item purchases, and the cold-item degradation."""
-    from dc003.evaluate.metrics import cold_start_degradation_ci, recall_at_k
+    from dc003.evaluate.metrics import ci_record, cold_start_degradation_ci, recall_at_k
 
     cold_truth, warm_truth = split_truth(truth, cold_item)
     out = truth_parts(
         topk, {"cold_items": cold_truth, "warm_items": warm_truth}, n_boot=n_boot, alpha=alpha, seed=seed
     )
     cold, warm = recall_at_k(topk, cold_truth, K), recall_at_k(topk, warm_truth, K)
-    out["degradation"] = _ci(cold_start_degradation_ci(cold, warm, n_boot=n_boot, alpha=alpha, seed=seed))
+    degradation = cold_start_degradation_ci(cold, warm, n_boot=n_boot, alpha=alpha, seed=seed)
+    out["degradation"] = ci_record(degradation)
     return out
 
 
