@@ -13,7 +13,14 @@ import torch
 from dc003.evaluate.compare import HEADLINE, assemble, score_model
 from dc003.evaluate.folds import plan_folds, summarise, truncate_raw
 from dc003.evaluate.plots import training_series
-from dc003.evaluate.segments import Segments, segments_before, split_truth, worst_degradation
+from dc003.evaluate.segments import (
+    Segments,
+    popularity_tiers,
+    segments_before,
+    split_truth,
+    tier_summary,
+    worst_degradation,
+)
 from tests.test_train_fixtures import CUTOFFS, N_ITEMS, contracts, tiny_config, write_dataset
 
 BASELINES = ("popularity", "trending", "repurchase", "als")
@@ -271,6 +278,55 @@ def test_cold_start_degradation_by_hand() -> None:
     assert new["recall_50"]["mean"] == pytest.approx(1 / 6)
 
 
+def test_popularity_tiers_by_hand() -> None:
+    # 24 purchases before the cutoff: item 0 x8, items 1-2 x4, items 3-4 x2, items 5-8 x1, item 9 never
+    counts = np.array([8, 4, 4, 2, 2, 1, 1, 1, 1, 0])
+    assert counts.sum() == 24
+    # purchases ranked above each: 0, 8, 12, 16, 18, 20, 21, 22, 23. Head: starts below 8 -> item 0.
+    # Torso: starts below 16 -> items 1, 2. Tail: the rest; item 9 was never bought (cold, -1).
+    assert popularity_tiers(counts).tolist() == [0, 1, 1, 2, 2, 2, 2, 2, 2, -1]
+    # ties cross a boundary whole: by rank, the three items would start at 0, 3 and 6 of 9 purchases
+    # (head, torso, tail), but equal counts share the highest tier any of them reaches
+    assert popularity_tiers(np.array([3, 3, 3])).tolist() == [0, 0, 0]
+    assert popularity_tiers(np.array([0, 0])).tolist() == [-1, -1]
+    summary = tier_summary(counts)
+    assert summary["head_items"] == {"items": 1, "purchases_before_cutoff": 8, "min_purchases": 8}
+    assert summary["torso_items"] == {"items": 2, "purchases_before_cutoff": 8, "min_purchases": 4}
+    assert summary["tail_items"] == {"items": 6, "purchases_before_cutoff": 8, "min_purchases": 1}
+
+
+def test_recall_by_popularity_tier_by_hand() -> None:
+    # before day 10: item 0 bought 3 times (head), item 1 twice (torso), item 2 once (tail); 3, 4 cold
+    segs = segments_before(
+        np.array([0, 1, 2, 0, 1, 0]), np.array([0, 0, 0, 1, 1, 2]), np.array([1, 2, 3, 4, 5, 6]),
+        cutoff_day=10, users=np.array([0, 1, 2]), n_items=5,
+    )  # fmt: skip
+    assert segs.tier is not None and segs.tier.tolist() == [0, 1, 2, -1, -1]
+    truth = [np.array([0, 2]), np.array([1, 3]), np.array([0, 1, 2])]
+    # user 0 hits 0, misses 2; user 1 hits 1 (3 is cold: in no tier); user 2 hits 2 only
+    top = np.array([[0, 4], [1, 4], [2, 4]])
+    full = score_model(
+        top, truth, segs, n_items=5, item_category=np.zeros(5, dtype=np.int64), n_categories=1,
+        max_k=50, n_boot=20, alpha=0.05, seed=0,
+    )  # fmt: skip
+    res = assemble({"m": full}, ["all"])["segments"]["m"]
+    head, torso, tail = res["head_items"], res["torso_items"], res["tail_items"]
+    # head purchases: user 0 (hit), user 2 (miss) -> 1/2; torso: user 1 (hit), user 2 (miss) -> 1/2;
+    # tail: user 0 (miss), user 2 (hit) -> 1/2; each tier over 2 users and 2 purchases
+    assert [p["n_purchases"] for p in (head, torso, tail)] == [2, 2, 2]
+    assert head["recall_50"]["mean"] == pytest.approx(0.5)
+    assert torso["recall_50"]["mean"] == pytest.approx(0.5)
+    assert tail["recall_50"]["mean"] == pytest.approx(0.5)
+    # a model that lists only the head item: head recall 1, torso and tail 0
+    only_head = score_model(
+        np.array([[0], [0], [0]]), truth, segs, n_items=5, item_category=np.zeros(5, dtype=np.int64),
+        n_categories=1, max_k=50, n_boot=20, alpha=0.05, seed=0,
+    )  # fmt: skip
+    res = assemble({"m": only_head}, ["all"])["segments"]["m"]
+    assert res["head_items"]["recall_50"]["mean"] == pytest.approx(1.0)
+    assert res["torso_items"]["recall_50"]["mean"] == 0.0 and res["tail_items"]["recall_50"]["mean"] == 0.0
+
+
 def test_worst_degradation_handles_undefined_parts() -> None:
     assert worst_degradation(0.1, 0.3) == 0.3
     assert worst_degradation(-0.2, None) == -0.2
@@ -343,6 +399,13 @@ def test_truncation_keeps_only_rows_up_to_the_fold_and_bytes_as_they_are(tmp_pat
                        "not-a-date,c,0108775015,0.01,2"]  # fmt: skip
     assert rows == {"transactions_read": 4, "transactions_kept": 3}
     assert (tmp_path / "dst" / "customers.csv").read_text() == "customer_id\na\n"
+    # a synthetic source's oracle ranks the source's own last week: kept only where nothing was cut
+    (src / "oracle.parquet").write_bytes(b"PAR1")
+    truncate_raw(src, tmp_path / "cut", last)
+    assert not (tmp_path / "cut" / "oracle.parquet").exists()
+    latest = int((np.datetime64("2020-09-09") - np.datetime64("1970-01-01")).astype(int))
+    assert truncate_raw(src, tmp_path / "whole", latest) == {"transactions_read": 4, "transactions_kept": 4}
+    assert (tmp_path / "whole" / "oracle.parquet").read_bytes() == b"PAR1"
 
 
 def test_fold_summary_mean_and_spread() -> None:

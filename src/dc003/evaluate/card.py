@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dc003.evaluate.segments import TIERS
+
 if TYPE_CHECKING:
     from dc003.contracts.dc003 import Dc003Contract
     from dc003.contracts.thresholds import Threshold
@@ -199,6 +201,22 @@ def render_model_card(results: dict[str, Any], ctx: CardContext) -> str:
             "before the cutoff (counted: `evaluate.exclude_purchased` is "
             f"{setup.get('exclude_purchased')}); new purchases are the rest.",
         ]
+    tiers = setup.get("popularity_tiers")
+    if tiers:
+        lines += ["", "### By the item's purchases before the cutoff (recall@50)", ""]
+        lines += _table(
+            ["Model", *TIERS, "cold_items"],
+            [[m] + [_f(_seg(results["segments"], m, s)) for s in (*TIERS, "cold_items")] for m in models],
+        )
+        lines += [
+            "",
+            "Head: the most-bought items that make up the first third of the purchases before the cutoff ("
+            + "; ".join(
+                f"{name.split('_')[0]}: {t['items']} items, at least {t['min_purchases']} purchases each"
+                for name, t in tiers.items()
+            )
+            + "); torso the next third, tail the rest; cold items were never bought before it.",
+        ]
     mix = results.get("category_mix", {}).get("models", {})
     if mix:
         lines += ["", "## Category mix of the top 50 vs the purchases", ""]
@@ -281,7 +299,8 @@ def _limitations(results: dict[str, Any], ctx: CardContext) -> list[str]:
             parts = ", ".join(
                 f"{name.replace('_', ' ')} {_f(_seg(segs, m, name), 3)} vs "
                 f"{_f(_seg(segs, 'two_tower', name), 3)}"
-                for name in ("repurchases", "new_purchases")
+                for name in ("repurchases", "new_purchases", *TIERS)
+                if _seg(segs, m, name) is not None
             )
             out.append(
                 f"- On recall@50 the two-tower does not beat {m}: {_f(results['models'][m]['recall_50'], 3)} "

@@ -12,7 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from dc003.evaluate.segments import Segments, item_segments, split_repurchases, truth_parts, worst_degradation
+from dc003.evaluate.segments import (
+    Segments,
+    item_segments,
+    split_repurchases,
+    split_tiers,
+    truth_parts,
+    worst_degradation,
+)
 
 HEADLINE = ("recall_50", "ndcg_10", "map_12", "coverage_50", "cold_start_degradation")
 # the fields of every recall@k row, listed by dvc.yaml's top-level `recall_at_k` plot: a model absent
@@ -56,6 +63,11 @@ def score_model(
         full["purchase_segments"] = truth_parts(
             topk, {"repurchases": again, "new_purchases": new}, n_boot=n_boot, alpha=alpha, seed=seed
         )
+    tier = segments.tier
+    if tier is not None:
+        full["popularity_segments"] = truth_parts(
+            topk, split_tiers(truth, tier), n_boot=n_boot, alpha=alpha, seed=seed
+        )
     return full
 
 
@@ -92,6 +104,7 @@ def assemble(scored: Mapping[str, dict[str, Any]], category_names: Sequence[str]
             **full.get("segments", {}),
             **{k: v for k, v in full["item_segments"].items() if k != "degradation"},
             **full.get("purchase_segments", {}),
+            **full.get("popularity_segments", {}),
         }
         if "category_mix" in full:
             mix[name] = full["category_mix"]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 DATE = "t_dat"
+ORACLE_FILE = "oracle.parquet"
 EPOCH = np.datetime64("1970-01-01", "D")
 
 
@@ -66,26 +67,28 @@ def truncate_raw(src_dir: Path, dst_dir: Path, last_day: int) -> dict[str, int]:
     """Copy the raw Kaggle-layout files to ``dst_dir`` keeping only transactions up to ``last_day``.
 
     Transactions are read and written as text, so every kept row is byte-for-byte what the source holds
-    (ids keep their zero padding). Articles and customers are copied as they are.
+    (ids keep their zero padding). Articles and customers are copied as they are. A synthetic source's
+    ``oracle.parquet`` ranks the buyers of the source's own last week, so it is copied only when nothing
+    was cut (the latest fold): an earlier fold's test week is another week.
     """
     import polars as pl
 
     dst_dir.mkdir(parents=True, exist_ok=True)
-    rows: dict[str, int] = {}
+    tx = src_dir / "transactions_train.csv"
+    if not tx.is_file():
+        raise ValueError(f"{tx}: rolling folds read transactions as CSV (transactions_train.csv)")
+    frame = pl.read_csv(tx, infer_schema=False)
+    days = _days(frame[DATE])
+    keep = np.isnan(days) | (days <= last_day)
+    kept = frame.filter(pl.Series(keep))
+    kept.write_csv(dst_dir / tx.name)
+    rows = {"transactions_read": frame.height, "transactions_kept": kept.height}
     for path in sorted(src_dir.iterdir()):
-        if not path.is_file() or path.suffix not in (".csv", ".parquet"):
+        if not path.is_file() or path.suffix not in (".csv", ".parquet") or path.stem == "transactions_train":
             continue
-        if path.stem != "transactions_train":
-            shutil.copyfile(path, dst_dir / path.name)
+        if path.name == ORACLE_FILE and kept.height < frame.height:
             continue
-        if path.suffix != ".csv":
-            raise ValueError(f"{path}: rolling folds read transactions as CSV")
-        frame = pl.read_csv(path, infer_schema=False)
-        days = _days(frame[DATE])
-        keep = np.isnan(days) | (days <= last_day)
-        kept = frame.filter(pl.Series(keep))
-        kept.write_csv(dst_dir / path.name)
-        rows = {"transactions_read": frame.height, "transactions_kept": kept.height}
+        shutil.copyfile(path, dst_dir / path.name)
     return rows
 
 

@@ -166,7 +166,7 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Rank and score every model on the test split; the ``evaluation_results.json`` record."""
     from dc003.evaluate.compare import assemble, paired_differences, score_model
-    from dc003.evaluate.segments import segments_before
+    from dc003.evaluate.segments import segments_before, tier_summary
     from dc003.model.checkpoint import load_model
     from dc003.text.embed import load_item_text
     from dc003.train.data import load_training_data
@@ -205,6 +205,7 @@ def evaluate_checkpoint(
         "seed": seed,
         "cold_users": int(segs.cold_users.sum()),
         "cold_item_purchases": int(sum(int(segs.cold_item[t].sum()) for t in rset.truth)),
+        "popularity_tiers": None if segs.item_purchases is None else tier_summary(segs.item_purchases),
         "oracle": "oracle" in tops,
         "oracle_users_missing": info["oracle_users_missing"],
         "checkpoint": {"path": str(checkpoint), "phase": ckpt.get("phase")},

@@ -13,12 +13,18 @@ on the worse of the two.
 Repurchases are the test purchases of an item the same user bought before the cutoff; new purchases are
 the rest. They split each user's truth the same way (users without such purchases are skipped), so a
 reader sees whether a model's recall comes from finding new items or from re-listing the user's own.
+
+Popularity tiers split the purchases of warm items by how often the item was bought before the cutoff:
+ranked by that count, the most-bought items that make up the first third of the pre-cutoff purchases
+are the head, the next third the torso, the rest the tail (items with equal counts share a tier, so
+the thirds are approximate). A collaborative model (ALS) and a content-based item tower do not fail on
+the same items: the tiers show which side of the catalogue a model's recall comes from.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +40,34 @@ class Segments:
     cold_users: np.ndarray  # (U,) bool
     cold_item: np.ndarray  # (I,) bool: never bought before the cutoff
     bought: sp.csr_matrix | None = None  # (U, I): what each evaluated user bought before the cutoff
+    item_purchases: np.ndarray | None = None  # (I,) purchases of each item before the cutoff
+
+    @property
+    def tier(self) -> np.ndarray | None:
+        """``(I,)`` popularity tier of each item (index into TIERS; -1 = cold item)."""
+        return None if self.item_purchases is None else popularity_tiers(self.item_purchases)
+
+
+TIERS = ("head_items", "torso_items", "tail_items")
+
+
+def popularity_tiers(counts: np.ndarray) -> np.ndarray:
+    """``(I,)`` tier of each item from its purchase count before the cutoff: 0 head, 1 torso, 2 tail
+    (thirds of the purchases, most-bought first; equal counts share the higher tier), -1 never bought."""
+    counts = np.asarray(counts, dtype=np.int64)
+    tier = np.full(counts.size, -1, dtype=np.int8)
+    sold = counts > 0
+    if not sold.any():
+        return tier
+    ranked = np.sort(counts[sold])[::-1]
+    before = np.cumsum(ranked) - ranked  # purchases of the items ranked above each one
+    total = ranked.sum()
+    tier[sold] = len(TIERS) - 1
+    for t in range(len(TIERS) - 2, -1, -1):
+        # the smallest count still inside the first (t + 1) thirds: every item at or above it is in tier <= t
+        floor = ranked[before * len(TIERS) < (t + 1) * total].min()
+        tier[sold & (counts >= floor)] = t
+    return tier
 
 
 def bought_before(
@@ -59,9 +93,12 @@ def segments_before(
     """Cold users, cold items and each user's earlier purchases as of ``cutoff_day`` (point in time)."""
     before = np.asarray(day) < cutoff_day
     seen_user = np.isin(np.asarray(users), np.asarray(user)[before])
-    cold_item = np.bincount(np.asarray(item)[before], minlength=n_items)[:n_items] == 0
+    counts = np.bincount(np.asarray(item)[before], minlength=n_items)[:n_items]
     bought = bought_before(user, item, day, cutoff_day=cutoff_day, users=users, n_items=n_items)
-    return Segments(warm_users=seen_user, cold_users=~seen_user, cold_item=cold_item, bought=bought)
+    return Segments(
+        warm_users=seen_user, cold_users=~seen_user, cold_item=counts == 0, bought=bought,
+        item_purchases=counts,
+    )  # fmt: skip
 
 
 def split_truth(
@@ -75,6 +112,32 @@ def split_truth(
         cold.append(arr[is_cold])
         warm.append(arr[~is_cold])
     return cold, warm
+
+
+def split_tiers(truth: Sequence[np.ndarray], tier: np.ndarray) -> dict[str, list[np.ndarray]]:
+    """Each user's truth split by the items' popularity tier (cold items belong to none)."""
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in TIERS}
+    for t in truth:
+        arr = np.asarray(t)
+        of = tier[arr] if arr.size else np.zeros(0, dtype=np.int8)
+        for k, name in enumerate(TIERS):
+            parts[name].append(arr[of == k])
+    return parts
+
+
+def tier_summary(counts: np.ndarray) -> dict[str, dict[str, int]]:
+    """Per tier: how many items, their pre-cutoff purchases and the fewest purchases of an item in it."""
+    counts = np.asarray(counts, dtype=np.int64)
+    tier = popularity_tiers(counts)
+    out = {}
+    for k, name in enumerate(TIERS):
+        m = tier == k
+        out[name] = {
+            "items": int(m.sum()),
+            "purchases_before_cutoff": int(counts[m].sum()),
+            "min_purchases": int(counts[m].min()) if m.any() else 0,
+        }
+    return out
 
 
 def split_repurchases(
@@ -91,7 +154,7 @@ def split_repurchases(
 
 
 def truth_parts(
-    topk: np.ndarray, parts: dict[str, Sequence[np.ndarray]], *, n_boot: int, alpha: float, seed: int
+    topk: np.ndarray, parts: Mapping[str, Sequence[np.ndarray]], *, n_boot: int, alpha: float, seed: int
 ) -> dict[str, Any]:
     """Recall@50 / NDCG@10 (with intervals) of the same top-k rows against each part of the truth."""
     from dc003.evaluate.metrics import bootstrap_ci, ci_record, ndcg_at_k, recall_at_k
