@@ -12,7 +12,7 @@ import dc003  # noqa: F401  (offline / no-telemetry environment first: onnxrunti
 from dc003.params import load_sections
 from dc003.stage import run_stage
 
-SECTIONS = ("export",)
+SECTIONS = ("export", "serving")
 
 
 def main() -> None:
@@ -26,6 +26,7 @@ def main() -> None:
 
     report = run_export(
         params.export,
+        params.serving,
         args.checkpoint,
         args.dataset,
         args.text,

@@ -90,8 +90,9 @@ def run_fold(fold: Any, raw_dir: Path, work: Path, cache: Path, params: Any) -> 
     timings["train"] = time.perf_counter() - t
     t = time.perf_counter()
     results = evaluate_checkpoint(
-        root / "checkpoints" / "best_model.pt", root / "dataset", root / "text", params.evaluate, seed
-    )
+        root / "checkpoints" / "best_model.pt", root / "dataset", root / "text", params.evaluate,
+        params.serving, seed,
+    )  # fmt: skip
     timings["evaluate"] = time.perf_counter() - t
     splits = pd.read_parquet(root / "dataset/interactions.parquet", columns=["split"])["split"]
     return {

@@ -20,13 +20,14 @@ from dc003.deploy import layout, parity, retrieval, serving
 from dc003.deploy.package import history_before, run_export
 from dc003.model import checkpoint
 from dc003.model.two_tower import TwoTowerModel
-from dc003.params.deploy import ExportParams
+from dc003.params.deploy import ExportParams, ServingParams
 from tests.conftest import REPO
 from tests.test_train_fixtures import N_ITEMS, tiny_config, write_dataset
 
 EXPORT = ExportParams(
     opset=18, fp16=True, int8=True, serving_user="fp32", serving_item="fp32", hnsw_m=8, hnsw_ef_search=16
 )
+SERVING = ServingParams(popularity_prior=0.5, prior_floor=1e-3)
 
 
 @pytest.fixture(autouse=True)
@@ -57,8 +58,9 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     checkpoint.save_model(ckpt, model)
     arts, report_path = root / "artifacts", root / "reports" / "export_report.json"
     report = run_export(
-        EXPORT, ckpt, root / "dataset", root / "text", arts, report_path, REPO / "contracts/dc003.yaml"
-    )
+        EXPORT, SERVING, ckpt, root / "dataset", root / "text", arts, report_path,
+        REPO / "contracts/dc003.yaml",
+    )  # fmt: skip
     return {"root": root, "model": model, "arts": arts, "report": report, "report_path": report_path}
 
 
@@ -125,6 +127,10 @@ def test_artifacts_are_the_contract_files_and_config_names_the_serving_pair(expo
         "item_precision": "fp32",
         "user_tower": layout.USER_TOWER_FP32,
         "item_tower": layout.ITEM_TOWER_FP32,
+        "popularity_prior": 0.5,
+        "prior_floor": 1e-3,
+        "prior_weight": pytest.approx(0.5 * tiny_config().temperature),
+        "index_dim": 130,
     }
     assert config["model"] == exported["model"].config.model_dump(mode="json")
     mappings = json.loads((arts / layout.MAPPINGS).read_text())
@@ -308,6 +314,46 @@ def test_faiss_flat_equals_numpy_top_k() -> None:
     np.testing.assert_allclose(scores[:, 0], cos, atol=1e-5)
 
 
+def test_the_prior_coordinate_adds_weight_times_log_popularity() -> None:
+    # two unit items and a query: cosines 0.6 and 0.8; popularity 0.9 and 0.001 (floor 0.001)
+    items = np.array([[0.6, 0.8], [0.8, 0.6]])
+    query = np.array([[1.0, 0.0]])
+    prior = retrieval.popularity_prior(np.array([0.9, 0.001]), 1e-3)
+    np.testing.assert_allclose(prior, np.log([0.901, 0.002]), rtol=1e-6)
+    scores, ids = retrieval.search(retrieval.flat_index(items), query, 2)
+    assert ids[0].tolist() == [1, 0]  # plain cosine: 0.8 > 0.6
+    weight = retrieval.prior_weight(0.5, 0.08)  # 0.04
+    scores, ids = retrieval.search(retrieval.flat_index(items, prior), query, 2, weight)
+    # 0.6 + 0.04 log 0.901 = 0.5958 beats 0.8 + 0.04 log 0.002 = 0.5514
+    assert ids[0].tolist() == [0, 1]
+    np.testing.assert_allclose(scores[0], [0.6 + 0.04 * np.log(0.901), 0.8 + 0.04 * np.log(0.002)], atol=1e-6)
+    assert retrieval.prior_weight(0.0, 0.08) is None
+    # the last coordinate evens the item norms out and adds nothing to a score
+    vecs = retrieval.index_vectors(items, prior)
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), np.linalg.norm(vecs[1]), rtol=1e-6)
+    assert retrieval.query_vectors(query, weight)[0, -1] == 0.0
+    assert np.isfinite(retrieval.popularity_prior(np.array([np.nan, 0.0]), 1e-3)).all()
+    # an index and its queries must agree on the prior coordinate
+    with pytest.raises(ValueError, match="does not match the index"):
+        retrieval.search(retrieval.flat_index(items, prior), query, 2)
+    with pytest.raises(ValueError, match="does not match the index"):
+        retrieval.search(retrieval.flat_index(items), query, 2, weight)
+    with pytest.raises(ValueError, match="reads the item feature 'popularity_score'"):
+        retrieval.serving_prior(np.zeros((2, 1)), ["price"], 0.08, 0.5, 1e-3)
+
+
+def test_hnsw_with_the_prior_finds_what_the_exact_index_finds() -> None:
+    # a prior spread like the default run's (log of 0.001 .. 1): without evened-out norms HNSW recall fell
+    # to ~0.45 there
+    rng = np.random.default_rng(6)
+    items, users = rng.normal(size=(2000, 16)), rng.normal(size=(50, 16))
+    prior = retrieval.popularity_prior(rng.random(2000) ** 3, 1e-3)
+    weight = retrieval.prior_weight(0.5, 0.08)
+    _, exact = retrieval.search(retrieval.flat_index(items, prior), users, 50, weight)
+    _, approx = retrieval.search(retrieval.hnsw_index(items, 16, 64, prior=prior), users, 50, weight)
+    assert retrieval.ann_recall(exact, approx) >= 0.9
+
+
 def test_hnsw_recall_is_measured_against_exact() -> None:
     rng = np.random.default_rng(5)
     items, users = rng.normal(size=(2000, 16)), rng.normal(size=(50, 16))
@@ -333,7 +379,16 @@ def _recommend(arts: Path, *args: str) -> dict[str, Any]:
     return out
 
 
-def test_recommend_known_customer_ranks_by_its_embedding(exported: dict[str, Any]) -> None:
+def _test_popularity(root: Path) -> np.ndarray:
+    """popularity_score of every item as of the test cutoff, from the dataset the export read."""
+    from dc003.train.data import load_training_data
+
+    data = load_training_data(root / "dataset", np.load(root / "text" / "item_text.npy"), tiny_config())
+    names = [n.name for n in tiny_config().item_tower.numerical]
+    return np.asarray(data.features["test"].item_num[:, names.index(retrieval.POPULARITY)])
+
+
+def test_recommend_known_customer_ranks_by_cosine_plus_the_popularity_prior(exported: dict[str, Any]) -> None:
     arts = exported["arts"]
     customer = f"{5:064x}"
     out = _recommend(arts, "--customer", customer, "-k", "7")
@@ -342,10 +397,35 @@ def test_recommend_known_customer_ranks_by_its_embedding(exported: dict[str, Any
     users = serving.UserTable.load(arts / layout.USER_FEATURES).rows(np.array([5]))
     sess = serving.session(arts / layout.USER_TOWER_FP32)
     emb = serving.embed_users(sess, users.categorical, users.numerical, users.history, users.history_length)
-    scores = (emb @ np.load(arts / layout.ITEM_EMBEDDINGS).T)[0]
+    config = json.loads((arts / layout.MODEL_CONFIG).read_text())["serving"]
+    tau = tiny_config().temperature
+    assert config["prior_weight"] == pytest.approx(0.5 * tau) and config["index_dim"] == 130
+    # score = cosine + 0.5 x temperature x log(popularity_score + 0.001), popularity as of the test cutoff
+    pop = _test_popularity(exported["root"])
+    assert pop.max() > pop.min()  # the prior can change an order here
+    cosine = (emb @ np.load(arts / layout.ITEM_EMBEDDINGS).T)[0]
+    scores = cosine + 0.5 * tau * np.log(pop + 1e-3)
     expected = [f"{i:010d}" for i in np.argsort(-scores, kind="stable")[:7]]
     assert [r["article_id"] for r in out["items"]] == expected
+    np.testing.assert_allclose([r["score"] for r in out["items"]], np.sort(scores)[::-1][:7], atol=1e-5)
     assert out["items"][0]["prod_name"].startswith("item ")
+
+
+def test_export_without_a_prior_serves_the_plain_cosine(exported: dict[str, Any], tmp_path: Path) -> None:
+    root = exported["root"]
+    arts = tmp_path / "artifacts"
+    run_export(
+        EXPORT, ServingParams(popularity_prior=0.0, prior_floor=1e-3), root / "checkpoints" / "best_model.pt",
+        root / "dataset", root / "text", arts, tmp_path / "report.json", REPO / "contracts/dc003.yaml",
+    )  # fmt: skip
+    config = json.loads((arts / layout.MODEL_CONFIG).read_text())["serving"]
+    assert config["prior_weight"] is None and config["index_dim"] == 128
+    out = _recommend(arts, "--customer", f"{5:064x}", "-k", "7")
+    users = serving.UserTable.load(arts / layout.USER_FEATURES).rows(np.array([5]))
+    sess = serving.session(arts / layout.USER_TOWER_FP32)
+    emb = serving.embed_users(sess, users.categorical, users.numerical, users.history, users.history_length)
+    scores = (emb @ np.load(arts / layout.ITEM_EMBEDDINGS).T)[0]
+    assert [r["article_id"] for r in out["items"]] == [f"{i:010d}" for i in np.argsort(-scores)[:7]]
 
 
 def test_recommend_unknown_customer_takes_the_cold_start_path(exported: dict[str, Any]) -> None:
@@ -394,6 +474,7 @@ def test_mixed_serving_precisions_are_parity_checked_as_a_pair(
     arts = tmp_path / "artifacts"
     report = run_export(
         params,
+        SERVING,
         root / "checkpoints" / "best_model.pt",
         root / "dataset",
         root / "text",

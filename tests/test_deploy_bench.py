@@ -13,7 +13,7 @@ import yaml
 from dc003.deploy import layout, serving
 from dc003.deploy.timing import latency_ms, ratio
 from dc003.model import checkpoint
-from dc003.params.deploy import BenchParams, ExportParams
+from dc003.params.deploy import BenchParams, ExportParams, ServingParams
 from tests.conftest import REPO
 from tests.test_deploy import _model
 from tests.test_train_fixtures import write_dataset
@@ -53,6 +53,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         arts = root / "artifacts"
         run_export(
             export,
+            ServingParams(popularity_prior=0.5, prior_floor=1e-3),
             ckpts / "best_model.pt",
             root / "dataset",
             root / "text",

@@ -26,6 +26,12 @@ from tests.test_train_fixtures import CUTOFFS, N_ITEMS, contracts, tiny_config, 
 BASELINES = ("popularity", "trending", "repurchase", "als")
 
 
+def _serving(prior: float = 0.5):  # type: ignore[no-untyped-def]
+    from dc003.params.deploy import ServingParams
+
+    return ServingParams(popularity_prior=prior, prior_floor=1e-3)
+
+
 def _params(**kw: object):  # type: ignore[no-untyped-def]
     from dc003.params.evaluate import EvaluateParams
 
@@ -130,7 +136,7 @@ def _run(root: Path, out: Path, **kw: object) -> dict:  # type: ignore[type-arg]
         plots_dir=out / "plots",
         reports_dir=out / "reports",
     )
-    return run_evaluate(3, _params(**kw), paths, dc003_path=REPO / "contracts/dc003.yaml")
+    return run_evaluate(3, _params(**kw), _serving(), paths, dc003_path=REPO / "contracts/dc003.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +197,52 @@ def test_model_card_lists_every_model_and_each_contract_threshold(outputs: tuple
     assert training.index("phase_2:") < training.index(ext[0]) < training.index("phase_3:")
 
 
+def test_two_tower_ranks_by_cosine_plus_the_popularity_prior(tiny_run: Path) -> None:
+    from dc003.deploy.retrieval import POPULARITY
+    from dc003.evaluate.ranking import top_k_from_scores
+    from dc003.evaluate.run import two_tower_top_k
+    from dc003.model.checkpoint import load_model
+    from dc003.train.batches import ItemTable
+    from dc003.train.data import load_training_data
+    from dc003.train.validation import embed_items, embed_users, retrieval_set
+
+    model, _ = load_model(tiny_run / "best_model.pt")
+    model.eval()
+    text = np.load(tiny_run / "text" / "item_text.npy")
+    data = load_training_data(tiny_run / "dataset", text, model.config)
+    rset = retrieval_set(data, "test")
+    cpu = torch.device("cpu")
+    max_len = model.config.user_tower.sequence.max_len
+    users = np.asarray(embed_users(model, data, "test", rset.query_rows, max_len, cpu))
+    items = np.asarray(embed_items(model, ItemTable.build(data, "test", cpu)))
+    names = [n.name for n in model.config.item_tower.numerical]
+    pop = data.features["test"].item_num[:, names.index(POPULARITY)]
+    assert pop.max() > pop.min()
+    cosine = users @ items.T
+    tau = model.config.temperature
+    with_prior = top_k_from_scores(cosine + 0.5 * tau * np.log(pop + 1e-3)[None, :], 10)
+    plain = top_k_from_scores(cosine, 10)
+    assert (with_prior != plain).any()  # the prior changes some order here
+    assert np.array_equal(two_tower_top_k(model, data, rset, 10, None, _serving(0.5)), with_prior)
+    assert np.array_equal(two_tower_top_k(model, data, rset, 10, None, _serving(0.0)), plain)
+
+
+def test_prior_sweep_rows_match_the_scored_two_tower(outputs: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+    out, results = outputs
+    sweep = results["prior_sweep"]
+    assert sweep["chosen"] == 0.5 and set(sweep["splits"]) == {"val", "test"}
+    rows = sweep["splits"]["test"]
+    assert [r["popularity_prior"] for r in rows] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    (chosen,) = [r for r in rows if r["popularity_prior"] == 0.5]
+    # the sweep's row for the run's prior is the two-tower the results score (same users, same ranking)
+    assert chosen["ndcg_10"] == pytest.approx(results["models"]["two_tower"]["ndcg_10"])
+    assert chosen["coverage_50"] == pytest.approx(results["models"]["two_tower"]["coverage_50"])
+    assert len({r["ndcg_10"] for r in rows}) > 1
+    assert "popularity_score" in results["setup"]["similarity"]
+    card = (out / "reports" / "MODEL_CARD.md").read_text()
+    assert "### Popularity prior" in card and "| 0.5 (this run) |" in card
+
+
 def test_exclusion_removes_bought_items_from_every_list(tiny_run: Path) -> None:
     from dc003.evaluate.run import purchased_before, rank_all
     from dc003.model.checkpoint import load_model
@@ -200,8 +252,8 @@ def test_exclusion_removes_bought_items_from_every_list(tiny_run: Path) -> None:
     text = np.load(tiny_run / "text" / "item_text.npy")
     data = load_training_data(tiny_run / "dataset", text, model.config)
     oracle = tiny_run / "dataset" / "oracle.parquet"
-    rset, kept, _ = rank_all(model, data, _params(max_k=50), 3, oracle)
-    _, excl, info = rank_all(model, data, _params(max_k=50, exclude_purchased=True), 3, oracle)
+    rset, kept, _ = rank_all(model, data, _params(max_k=50), _serving(), 3, oracle)
+    _, excl, info = rank_all(model, data, _params(max_k=50, exclude_purchased=True), _serving(), 3, oracle)
     bought = purchased_before(data, rset.users, CUTOFFS["test"]).toarray() > 0
     assert info["excluded_pairs"] == int(bought.sum()) > 0
     for name in kept:

@@ -21,7 +21,7 @@ from dc003.io import atomic_path, sha256_file, write_json
 
 if TYPE_CHECKING:
     from dc003.deploy.serving import UserTable
-    from dc003.params.deploy import ExportParams
+    from dc003.params.deploy import ExportParams, ServingParams
     from dc003.train.data import TrainingData
 
 SERVING_SPLIT = "test"  # the latest cutoff the dataset knows: what a served model would see
@@ -123,6 +123,7 @@ def onnx_embeddings(
 
 def run_export(
     params: ExportParams,
+    serving_params: ServingParams,
     checkpoint_path: Path,
     dataset_dir: Path,
     text_dir: Path,
@@ -209,12 +210,17 @@ def run_export(
 
     user_emb, item_emb = served
     _write_npy(out_dir / layout.ITEM_EMBEDDINGS, item_emb)
-    flat = retrieval.flat_index(item_emb)
+    # the popularity prior (params serving) as of the serving cutoff: extra coordinates of the index
+    prior, weight = retrieval.serving_prior(
+        feats.item_num, [n.name for n in model.config.item_tower.numerical], model.config.temperature,
+        serving_params.popularity_prior, serving_params.prior_floor,
+    )  # fmt: skip
+    flat = retrieval.flat_index(item_emb, prior)
     retrieval.write_index(flat, out_dir / layout.INDEX)
     k = min(parity.K, item_emb.shape[0])
-    _, exact = retrieval.search(flat, user_emb, k)
-    hnsw = retrieval.hnsw_index(item_emb, params.hnsw_m, params.hnsw_ef_search)
-    _, approx = retrieval.search(hnsw, user_emb, k)
+    _, exact = retrieval.search(flat, user_emb, k, weight)
+    hnsw = retrieval.hnsw_index(item_emb, params.hnsw_m, params.hnsw_ef_search, prior=prior)
+    _, approx = retrieval.search(hnsw, user_emb, k, weight)
 
     config = {
         "model": model.config.model_dump(mode="json"),
@@ -232,10 +238,21 @@ def run_export(
             "item_precision": pi,
             "user_tower": serve_files[0].name,
             "item_tower": serve_files[1].name,
+            # search queries are [user embedding, prior_weight, 0] (null: plain cosine, no extra coordinates)
+            "popularity_prior": serving_params.popularity_prior,
+            "prior_floor": serving_params.prior_floor,
+            "prior_weight": weight,
+            "index_dim": int(flat.d),
         },
         "towers": {key: {"file": p.name, **_io_spec(p)} for key, p in files.items()},
         "similarity": "inner product of L2-normalised embeddings (cosine), as in training "
-        f"(which divides by a temperature, {model.config.temperature} globally: it cannot change an order)",
+        f"(which divides by a temperature, {model.config.temperature} globally: it cannot change an order)"
+        + (
+            f", plus {weight:g} x log(popularity_score + {serving_params.prior_floor:g}) through the index's "
+            "last coordinate (the popularity prior)"
+            if weight is not None
+            else ""
+        ),
         "serving_split": SERVING_SPLIT,
     }
     write_json(out_dir / layout.MODEL_CONFIG, config)
@@ -246,7 +263,8 @@ def run_export(
         "stability": {"identical_across_runs": identical, "precision": serving},
         "serving": config["serving"],
         "retrieval": {
-            "index": "faiss IndexFlatIP on L2-normalised item embeddings (exact)",
+            "index": "faiss IndexFlatIP on L2-normalised item embeddings (exact)"
+            + ("" if weight is None else " + the popularity prior coordinate"),
             "items": int(item_emb.shape[0]),
             "ann": {
                 "kind": "hnsw",

@@ -154,6 +154,7 @@ class Recommender:
         self.session = session(artifacts_dir / config["serving"]["user_tower"], threads)
         faiss.omp_set_num_threads(threads)
         self.index = faiss.read_index(str(artifacts_dir / layout.INDEX))
+        self.prior_weight: float | None = config["serving"].get("prior_weight")  # the popularity prior
         items = pq.read_table(artifacts_dir / layout.ITEMS).to_pydict()
         self.item_columns = {k: list(v) for k, v in items.items()}
 
@@ -170,7 +171,7 @@ class Recommender:
         from dc003.deploy.retrieval import search
 
         emb, cold = self.embed(customer_id)
-        scores, ids = search(self.index, emb, k)
+        scores, ids = search(self.index, emb, k, self.prior_weight)
         cols = self.item_columns
         items = [
             {

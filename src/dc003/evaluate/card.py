@@ -92,8 +92,9 @@ def render_model_card(results: dict[str, Any], ctx: CardContext) -> str:
         "",
         "Candidate retrieval for H&M-style fashion recommendations: the user tower embeds a customer "
         "(profile features and the last purchases), the item tower embeds every article (attributes, "
-        "price, popularity, frozen MiniLM text vectors); the top items by cosine similarity (FAISS "
-        "inner-product index on normalised vectors) are candidates for a downstream ranker. Not meant as a "
+        "price, popularity, frozen MiniLM text vectors); the top items by cosine similarity plus a "
+        "popularity prior (FAISS inner-product index on normalised vectors with the prior as one more "
+        "coordinate) are candidates for a downstream ranker. Not meant as a "
         "final ranker on its own, nor for decisions about individual customers beyond what to show.",
         "",
         "## Data",
@@ -123,7 +124,9 @@ def render_model_card(results: dict[str, Any], ctx: CardContext) -> str:
         "## Architecture",
         "",
         f"- Embedding dimension {cfg.get('embedding_dim')}, similarity: cosine (normalised dot product; "
-        f"training temperature {cfg.get('temperature')}), EMA decay {cfg.get('ema_decay')}.",
+        f"training temperature {cfg.get('temperature')})"
+        + (f" plus a popularity prior of strength {pr:g} at serving" if (pr := setup_prior(results)) else "")
+        + f", EMA decay {cfg.get('ema_decay')}.",
     ]
     phases = ctx.training.get("phases", [])
     if phases:
@@ -201,6 +204,7 @@ def render_model_card(results: dict[str, Any], ctx: CardContext) -> str:
             "before the cutoff (counted: `evaluate.exclude_purchased` is "
             f"{setup.get('exclude_purchased')}); new purchases are the rest.",
         ]
+    lines += _prior_lines(results.get("prior_sweep"))
     tiers = setup.get("popularity_tiers")
     if tiers:
         lines += ["", "### By the item's purchases before the cutoff (recall@50)", ""]
@@ -229,6 +233,33 @@ def render_model_card(results: dict[str, Any], ctx: CardContext) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _prior_lines(sweep: dict[str, Any] | None) -> list[str]:
+    """The two-tower on the val and test weeks for each popularity-prior strength (params ``serving``)."""
+    if not sweep:
+        return []
+    val, test = sweep["splits"]["val"], sweep["splits"]["test"]
+    keys = ("recall_50", "ndcg_10", "coverage_50", "cold_items_recall_50")
+    header = ["Prior"] + [
+        f"{split} {label}" for split in ("val", "test")
+        for label in ("recall@50", "NDCG@10", "coverage@50", "cold items")
+    ]  # fmt: skip
+    rows = []
+    for v, t in zip(val, test, strict=True):
+        mark = " (this run)" if v["popularity_prior"] == sweep["chosen"] else ""
+        rows.append([f"{v['popularity_prior']:g}{mark}"] + [_f(r[k]) for r in (v, t) for k in keys])
+    return [
+        "",
+        "### Popularity prior (two-tower only)",
+        "",
+        "Serving score = cosine + prior x temperature x log(popularity_score + "
+        f"{sweep['floor']:g}) (`serving.popularity_prior`; 0 = the plain cosine). The logQ correction of "
+        "phases 2-3 takes popularity_weight x log-popularity out of the towers' scores; the prior puts it "
+        "back. It is chosen on the val week; the test week shows whether the choice held.",
+        "",
+        *_table(header, rows),
+    ]
+
+
 def _extension_lines(phase: dict[str, Any]) -> list[str]:
     """One line per knob the phase switched on that the contract does not describe (``params check``'s
     extensions), read from the params the phase recorded in its summary."""
@@ -255,6 +286,10 @@ def _seg(segments: dict[str, Any], model: str, name: str) -> float | None:
     return None if value is None else float(value)
 
 
+def setup_prior(results: dict[str, Any]) -> float:
+    return float(results.get("setup", {}).get("popularity_prior") or 0.0)
+
+
 def _limitations(results: dict[str, Any], ctx: CardContext) -> list[str]:
     from dc003.evaluate.compare import paired_verdict
 
@@ -275,7 +310,13 @@ def _limitations(results: dict[str, Any], ctx: CardContext) -> list[str]:
     out.append(
         f"- Cold start: recall@50 degrades by {_f(cs['cold_users'], 3)} for cold users and "
         f"{_f(cs['cold_items'], 3)} for purchases of never-sold items (relative to warm); cold users are "
-        "served from profile features alone, cold items from attributes and text."
+        "served from profile features alone, cold items from attributes and text"
+        + (
+            "; the popularity prior ranks never-sold items (popularity 0) down, so it costs them recall "
+            "(see the prior table)."
+            if setup_prior(results)
+            else "."
+        )
     )
     n = results["users"]["n_users_evaluated"] or 0
     if n < 1000:

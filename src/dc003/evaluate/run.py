@@ -1,9 +1,11 @@
 """The ``evaluate`` stage: the EMA checkpoint and every baseline ranked over the whole catalogue for every
 test user, scored side by side; then the plots and the model card.
 
-Two-tower scoring is the one the model trains and serves with: user and item embeddings are
-L2-normalised by the towers, so the inner product :func:`dc003.evaluate.ranking.top_k_scores` ranks by
-is the cosine (the temperature scales every score alike and cannot change an order). Queries are built
+Two-tower scoring is the one the model serves with: user and item embeddings are L2-normalised by the
+towers, so their inner product is the cosine the model trains with (the temperature scales every score
+alike and cannot change an order), plus the popularity prior of params ``serving`` (extra coordinates
+of the vectors, as the FAISS index holds them: :mod:`dc003.deploy.retrieval`); ``prior_sweep`` records
+the val and test weeks for a grid of prior strengths. Queries are built
 as in training validation (:mod:`dc003.train.validation`): features as of the test cutoff, the history
 before the user's first test purchase. Baselines see only interactions strictly before the test cutoff
 (:mod:`dc003.evaluate.baselines` enforces the cut itself). With ``exclude_purchased`` every model,
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     import scipy.sparse as sp
 
     from dc003.model.two_tower import TwoTowerModel
+    from dc003.params.deploy import ServingParams
     from dc003.params.evaluate import EvaluateParams
     from dc003.train.data import TrainingData
     from dc003.train.validation import RetrievalSet
@@ -92,21 +95,99 @@ def oracle_top_k(
 
 
 def two_tower_top_k(
-    model: TwoTowerModel, data: TrainingData, rset: RetrievalSet, k: int, exclude: sp.csr_matrix | None
+    model: TwoTowerModel,
+    data: TrainingData,
+    rset: RetrievalSet,
+    k: int,
+    exclude: sp.csr_matrix | None,
+    serving: ServingParams,
 ) -> np.ndarray:
+    from dc003.evaluate.ranking import top_k_scores
+
+    users, items = two_tower_vectors(model, data, rset, serving)
+    return top_k_scores(users, items, k, exclude=exclude)
+
+
+def two_tower_vectors(
+    model: TwoTowerModel, data: TrainingData, rset: RetrievalSet, serving: ServingParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(queries, item vectors)`` as the serving index holds them (:mod:`dc003.deploy.retrieval`): their
+    inner product is the serving score, cosine plus the popularity prior of ``serving``."""
+    from dc003.deploy.retrieval import index_vectors, query_vectors, serving_prior
+
+    users, items, numerical = _embeddings(model, data, rset)
+    prior, weight = serving_prior(
+        numerical, [n.name for n in model.config.item_tower.numerical], model.config.temperature,
+        serving.popularity_prior, serving.prior_floor,
+    )  # fmt: skip
+    return query_vectors(users, weight), index_vectors(items, prior)
+
+
+def _embeddings(
+    model: TwoTowerModel, data: TrainingData, rset: RetrievalSet
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(user embeddings, item embeddings, the items' raw numerical inputs)`` as of ``rset``'s split."""
     import torch
 
-    from dc003.evaluate.ranking import top_k_scores
     from dc003.train.batches import ItemTable
     from dc003.train.validation import embed_items, embed_users
 
     device = torch.device("cpu")
     model.eval()
-    items = embed_items(model, ItemTable.build(data, rset.split, device))
+    table = ItemTable.build(data, rset.split, device)
+    items = embed_items(model, table)
     users = embed_users(
         model, data, rset.split, rset.query_rows, model.config.user_tower.sequence.max_len, device
     )
-    return top_k_scores(users, items, k, exclude=exclude)
+    return np.asarray(users), np.asarray(items), table.features.numerical.cpu().numpy()
+
+
+PRIOR_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def prior_sweep(
+    model: TwoTowerModel, data: TrainingData, serving: ServingParams, grid: tuple[float, ...] = PRIOR_GRID
+) -> dict[str, Any]:
+    """The two-tower on the val and the test week for each popularity-prior strength in ``grid``
+    (recall@50, NDCG@10, coverage@50, recall@50 of the purchases of never-sold items): the prior is
+    chosen on the val week; the test rows show whether the choice held."""
+    from dc003.deploy.retrieval import index_vectors, prior_weight, query_vectors, serving_prior
+    from dc003.evaluate.metrics import coverage_at_k, ndcg_at_k, recall_at_k
+    from dc003.evaluate.ranking import top_k_scores
+    from dc003.evaluate.segments import K, segments_before, split_truth
+    from dc003.train.validation import retrieval_set
+
+    def mean(values: np.ndarray) -> float | None:
+        finite = values[~np.isnan(values)]
+        return float(finite.mean()) if finite.size else None
+
+    tau = model.config.temperature
+    names = [n.name for n in model.config.item_tower.numerical]
+    splits: dict[str, list[dict[str, Any]]] = {}
+    for split in ("val", "test"):
+        rset = retrieval_set(data, split)
+        users, items, numerical = _embeddings(model, data, rset)
+        prior, _ = serving_prior(numerical, names, tau, 1.0, serving.prior_floor)
+        segs = segments_before(
+            data.user, data.item, data.day, cutoff_day=data.cutoffs[split], users=rset.users,
+            n_items=data.n_items,
+        )  # fmt: skip
+        cold, _ = split_truth(rset.truth, segs.cold_item)
+        rows = []
+        for strength in grid:
+            weight = prior_weight(strength, tau)
+            top = top_k_scores(
+                query_vectors(users, weight), index_vectors(items, None if weight is None else prior), K
+            )
+            rows.append({
+                "popularity_prior": strength,
+                "recall_50": mean(recall_at_k(top, rset.truth, K)),
+                "ndcg_10": mean(ndcg_at_k(top, rset.truth, 10)),
+                "coverage_50": coverage_at_k(top, data.n_items, K),
+                "cold_items_recall_50": mean(recall_at_k(top, cold, K)),
+            })  # fmt: skip
+        splits[split] = rows
+    return {"chosen": serving.popularity_prior, "floor": serving.prior_floor, "splits": splits}
 
 
 def baseline_rankers(params: EvaluateParams, seed: int) -> dict[str, Callable[..., np.ndarray]]:
@@ -129,6 +210,7 @@ def rank_all(
     model: TwoTowerModel,
     data: TrainingData,
     params: EvaluateParams,
+    serving: ServingParams,
     seed: int,
     oracle_path: Path | None,
 ) -> tuple[RetrievalSet, dict[str, np.ndarray], dict[str, Any]]:
@@ -142,7 +224,7 @@ def rank_all(
     seconds: dict[str, float] = {}
     tops: dict[str, np.ndarray] = {}
     started = time.perf_counter()
-    tops["two_tower"] = two_tower_top_k(model, data, rset, k, exclude)
+    tops["two_tower"] = two_tower_top_k(model, data, rset, k, exclude, serving)
     seconds["two_tower"] = time.perf_counter() - started
     for name, ranker in baseline_rankers(params, seed).items():
         started = time.perf_counter()
@@ -162,7 +244,12 @@ def rank_all(
 
 
 def evaluate_checkpoint(
-    checkpoint: Path, dataset_dir: Path, text_dir: Path, params: EvaluateParams, seed: int
+    checkpoint: Path,
+    dataset_dir: Path,
+    text_dir: Path,
+    params: EvaluateParams,
+    serving: ServingParams,
+    seed: int,
 ) -> dict[str, Any]:
     """Rank and score every model on the test split; the ``evaluation_results.json`` record."""
     from dc003.evaluate.compare import assemble, paired_differences, score_model
@@ -175,7 +262,7 @@ def evaluate_checkpoint(
     model, ckpt = load_model(checkpoint)
     data = load_training_data(dataset_dir, load_item_text(text_dir), model.config)
     oracle_path = dataset_dir / ORACLE_FILE
-    rset, tops, info = rank_all(model, data, params, seed, oracle_path)
+    rset, tops, info = rank_all(model, data, params, serving, seed, oracle_path)
     cutoff = data.cutoffs["test"]
     segs = segments_before(
         data.user, data.item, data.day, cutoff_day=cutoff, users=rset.users, n_items=data.n_items
@@ -192,12 +279,20 @@ def evaluate_checkpoint(
     results["paired"] = paired_differences(
         tops, rset.truth, n_boot=params.bootstrap_samples, alpha=alpha, seed=seed
     )
+    results["prior_sweep"] = prior_sweep(model, data, serving)
     results["setup"] = {
         "split": "test",
         "cutoff_day": data.cutoffs["test"],
         "n_items": data.n_items,
         "ranking": "full catalogue, no sampled negatives",
-        "similarity": "cosine: inner product of the L2-normalised tower outputs (as in training and serving)",
+        "similarity": "cosine: inner product of the L2-normalised tower outputs (as in training and serving)"
+        + (
+            f", plus {serving.popularity_prior} x temperature {model.config.temperature} x "
+            f"log(popularity_score + {serving.prior_floor}) (params serving: the popularity prior, as served)"
+            if serving.popularity_prior
+            else ""
+        ),
+        "popularity_prior": serving.popularity_prior,
         "exclude_purchased": params.exclude_purchased,
         "excluded_pairs": info["excluded_pairs"],
         "bootstrap_samples": params.bootstrap_samples,
@@ -216,7 +311,7 @@ def evaluate_checkpoint(
 
 
 def run_evaluate(
-    seed: int, params: EvaluateParams, paths: EvaluatePaths, *, dc003_path: Path
+    seed: int, params: EvaluateParams, serving: ServingParams, paths: EvaluatePaths, *, dc003_path: Path
 ) -> dict[str, Any]:
     """The whole stage: results JSON, recall@k data, both plots and the model card."""
     from dc003.contracts import load_dc003
@@ -225,7 +320,7 @@ def run_evaluate(
     from dc003.evaluate.plots import plot_recall_at_k, plot_training_curves
     from dc003.model.checkpoint import load
 
-    results = evaluate_checkpoint(paths.checkpoint, paths.dataset_dir, paths.text_dir, params, seed)
+    results = evaluate_checkpoint(paths.checkpoint, paths.dataset_dir, paths.text_dir, params, serving, seed)
     training = read_json(paths.training_metrics)
     paths.metrics_dir.mkdir(parents=True, exist_ok=True)
     write_json(paths.metrics_dir / RESULTS_FILE, results)

@@ -11,7 +11,7 @@ from pydantic import Field
 from dc003.contracts.base import Declared
 from dc003.params.common import PathsParams
 from dc003.params.data import DataParams, DatasetParams
-from dc003.params.deploy import BenchParams, ExportParams
+from dc003.params.deploy import BenchParams, ExportParams, ServingParams
 from dc003.params.evaluate import EvaluateParams
 from dc003.params.train import (
     ModelParams,
@@ -37,6 +37,7 @@ class Params(Declared):
     phase_3: Phase3Params
     phase_4: Phase4Params
     evaluate: EvaluateParams
+    serving: ServingParams
     export: ExportParams
     bench: BenchParams
 

@@ -1,4 +1,4 @@
-"""params.yaml sections `export` and `bench`."""
+"""params.yaml sections `serving`, `export` and `bench`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,25 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from dc003.params.common import Section
+from dc003.params.common import Section, extension
 
 Precision = Literal["fp32", "fp16", "int8"]
+
+
+class ServingParams(Section):
+    """How the two-tower ranks at serving time, and so in the evaluation (one scoring rule for both)."""
+
+    # score = cosine(user, item) + popularity_prior x temperature x log(popularity_score + prior_floor).
+    # Phases 2-3 subtract popularity_weight x log q from the logits (the logQ correction), so the towers'
+    # cosine / temperature estimates log P(item | user) minus (1 - popularity_weight) x log popularity:
+    # a prior of 1 - popularity_weight puts that back. 0 = the plain cosine.
+    popularity_prior: float = extension(
+        "serving score = cosine + prior x temperature x log(item popularity + floor): the share of the "
+        "log-popularity the training's logQ correction took out of the towers' scores, put back (0 = off)",
+        ge=0,
+    )
+    # added to popularity_score (0..1) before the log, so an item not sold in the window stays finite
+    prior_floor: float = Field(gt=0, le=1)
 
 
 class ExportParams(Section):
