@@ -21,7 +21,10 @@ def recommend(
     threads: Annotated[int, typer.Option("--threads", min=1, help="ONNX Runtime / FAISS threads.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Print the top-k articles (rank, article_id, name, product group, cosine score)."""
+    """Print the top-k articles (rank, article_id, name, product group, score).
+
+    The score is the cosine plus the popularity prior the artifacts were exported with.
+    """
     import dc003  # noqa: F401  (offline / no-telemetry environment before onnxruntime loads)
     from dc003.deploy import layout
     from dc003.errors import Dc003Error
