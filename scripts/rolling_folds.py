@@ -116,6 +116,14 @@ def run_fold(fold: Any, raw_dir: Path, work: Path, cache: Path, params: Any) -> 
     }
 
 
+def _mean_std(s: dict[str, Any], sign: str) -> str:
+    """``mean ± std`` of a :func:`dc003.evaluate.folds.summarise` entry (``sign`` "+": signed mean)."""
+    mean, std = s.get("mean"), s.get("std")
+    if mean is None:
+        return "n/a"
+    return f"{mean:{sign}.4f}" + ("" if std is None else f" ± {std:.4f}")
+
+
 def markdown(report: dict[str, Any]) -> str:
     folds = report["folds"]
     lines = [
@@ -131,30 +139,26 @@ def markdown(report: dict[str, Any]) -> str:
         + f"; training examples per fold: {', '.join(str(f.get('train_examples', '?')) for f in folds)}.",
         "",
     ]
+    header = ["| model | " + " | ".join(f"fold {f['fold']}" for f in folds) + " | mean ± std |",
+              "|---|" + "---|" * (len(folds) + 1)]  # fmt: skip
     for metric in METRICS:
-        lines += [f"## {metric}", "", "| model | " + " | ".join(f"fold {f['fold']}" for f in folds)
-                  + " | mean ± std |", "|---|" + "---|" * (len(folds) + 1)]  # fmt: skip
+        lines += [f"## {metric}", "", *header]
         for name, metrics in report["summary"].items():
             s = metrics.get(metric, {})
             cells = ["n/a" if v is None else f"{v:.4f}" for v in s.get("values", [])]
-            mean, std = s.get("mean"), s.get("std")
-            agg = "n/a" if mean is None else f"{mean:.4f} ± {std:.4f}" if std is not None else f"{mean:.4f}"
-            lines.append(f"| {name} | " + " | ".join(cells) + f" | {agg} |")
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {_mean_std(s, '')} |")
         lines.append("")
     paired = report.get("paired_summary")
     if paired:
         lines += ["## Paired difference, two-tower minus each model (recall@50, 95 % bootstrap per fold)", "",
-                  "| model | " + " | ".join(f"fold {f['fold']}" for f in folds) + " | mean ± std |",
-                  "|---|" + "---|" * (len(folds) + 1)]  # fmt: skip
+                  *header]  # fmt: skip
         for name, metrics in paired.items():
             cells = []
             for f in folds:
                 d = f.get("paired", {}).get(name, {}).get("recall_50", {})
                 cells.append("n/a" if d.get("difference") is None
                              else f"{d['difference']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]")  # fmt: skip
-            s = metrics.get("recall_50", {})
-            mean, std = s.get("mean"), s.get("std")
-            agg = "n/a" if mean is None else f"{mean:+.4f} ± {std:.4f}" if std is not None else f"{mean:+.4f}"
+            agg = _mean_std(metrics.get("recall_50", {}), "+")
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {agg} |")
         lines.append("")
     segments = report.get("segment_summary")
