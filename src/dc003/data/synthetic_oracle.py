@@ -24,6 +24,7 @@ def oracle_top_k(
     *,
     oracle_days: int,
     oracle_k: int,
+    user_draws: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(customers, articles (U, k), scores (U, k)) for every customer with a purchase in the last
     ``oracle_days`` days, over articles released by the window start; best first, ties to the
@@ -33,6 +34,9 @@ def oracle_top_k(
     purchases before the window (repeat part only with history), where fresh = P(department) x
     P(article | department) with the articles bought before down-weighted by (1 - satiation) and
     renormalised (the generator's rejection step redraws department and article).
+
+    ``user_draws`` (each ``(n_customers, d)``): rank by the fresh propensity averaged over these taste
+    vectors instead of ``taste.user`` (draws from a posterior: the posterior-expected propensity).
     """
     t0 = cal.n_days - oracle_days
     b0 = int(cal.block_of(np.array([t0]))[0])
@@ -54,24 +58,41 @@ def oracle_top_k(
     step = max(1, _CELLS // live.size)
     for u0 in range(0, users.size, step):
         ub = users[u0 : u0 + step]
-        dl = (taste.user[ub] @ taste.dept).astype(np.float64) + taste.log_mass[b0]
-        p_dept = np.exp(dl - dl.max(axis=1, keepdims=True))
-        p_dept /= p_dept.sum(axis=1, keepdims=True)
-        s = taste.user[ub] @ item_w
-        s += logw
-        for lo, hi in itertools.pairwise(runs):
-            # softmax inside the department, times the department's probability
-            part = s[:, lo:hi]
-            part -= part.max(axis=1, keepdims=True)
-            np.exp(part, out=part)
-            part *= (p_dept[:, int(dept_of[lo])] / part.sum(axis=1, dtype=np.float64)).astype(np.float32)[
-                :, None
-            ]
+        draws = [taste.user] if user_draws is None else user_draws
+        s = _fresh(draws[0][ub], taste, b0, item_w, logw, runs, dept_of)
+        for more in draws[1:]:
+            s += _fresh(more[ub], taste, b0, item_w, logw, runs, dept_of)
+        if len(draws) > 1:
+            s /= len(draws)
         _mix_history(cfg, s, ub, h_cust, h_col)
         arts, vals = _top_k(s, runs, k)
         out_art[u0 : u0 + ub.size] = live[arts]
         out_score[u0 : u0 + ub.size] = vals
     return users, out_art, out_score
+
+
+def _fresh(
+    user: np.ndarray,
+    taste: Taste,
+    b0: int,
+    item_w: np.ndarray,
+    logw: np.ndarray,
+    runs: np.ndarray,
+    dept_of: np.ndarray,
+) -> np.ndarray:
+    """``(users, live articles)`` fresh-pick probability: P(department) x P(article | department)."""
+    dl = (user @ taste.dept).astype(np.float64) + taste.log_mass[b0]
+    p_dept = np.exp(dl - dl.max(axis=1, keepdims=True))
+    p_dept /= p_dept.sum(axis=1, keepdims=True)
+    s = user @ item_w
+    s += logw
+    for lo, hi in itertools.pairwise(runs):
+        # softmax inside the department, times the department's probability
+        part = s[:, lo:hi]
+        part -= part.max(axis=1, keepdims=True)
+        np.exp(part, out=part)
+        part *= (p_dept[:, int(dept_of[lo])] / part.sum(axis=1, dtype=np.float64)).astype(np.float32)[:, None]
+    return s
 
 
 def _top_k(s: np.ndarray, runs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
