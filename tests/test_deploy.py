@@ -27,7 +27,7 @@ from tests.test_train_fixtures import N_ITEMS, tiny_config, write_dataset
 EXPORT = ExportParams(
     opset=18, fp16=True, int8=True, serving_user="fp32", serving_item="fp32", hnsw_m=8, hnsw_ef_search=16
 )
-SERVING = ServingParams(popularity_prior=0.5, prior_floor=1e-3)
+SERVING = ServingParams(popularity_prior=0.5, prior_floor=1e-3, new_item_quantile=None, repurchase_boost=0.0)
 
 
 @pytest.fixture(autouse=True)
@@ -130,6 +130,9 @@ def test_artifacts_are_the_contract_files_and_config_names_the_serving_pair(expo
         "popularity_prior": 0.5,
         "prior_floor": 1e-3,
         "prior_weight": pytest.approx(0.5 * tiny_config().temperature),
+        "new_item_quantile": None,
+        "repurchase_boost": 0.0,
+        "temperature": tiny_config().temperature,
         "index_dim": 130,
     }
     assert config["model"] == exported["model"].config.model_dump(mode="json")
@@ -342,6 +345,43 @@ def test_the_prior_coordinate_adds_weight_times_log_popularity() -> None:
         retrieval.serving_prior(np.zeros((2, 1)), ["price"], 0.08, 0.5, 1e-3)
 
 
+def test_new_item_prior_gives_never_sold_items_a_sold_quantile() -> None:
+    pop = np.array([0.0, 0.1, 0.2, 0.4, 0.0, 0.0])
+    never = np.array([False, False, False, False, True, True])  # item 0 sold, just not in the window
+    off = retrieval.popularity_prior(pop, 1e-3, never, None)
+    on = retrieval.popularity_prior(pop, 1e-3, never, 0.5)
+    np.testing.assert_allclose(off[4:], np.log(1e-3), rtol=1e-6)
+    np.testing.assert_allclose(on[4:], np.log(0.2 + 1e-3), rtol=1e-6)  # median of 0.1, 0.2, 0.4
+    np.testing.assert_allclose(on[:4], off[:4])  # sold items keep their measured popularity
+
+
+def test_search_with_the_repurchase_bonus_is_the_exact_ranking() -> None:
+    """FAISS's top k merged with the rescored history items is the full-catalogue ranking of
+    cosine + prior + bonus that the evaluation uses."""
+    from dc003.evaluate.ranking import top_k_scores
+
+    rng = np.random.default_rng(3)
+    items, queries = rng.normal(size=(400, 16)), rng.normal(size=(25, 16))
+    prior = retrieval.popularity_prior(rng.random(400) ** 3, 1e-3)
+    weight = retrieval.prior_weight(0.5, 0.08)
+    history = rng.integers(0, 400, size=(25, 12))
+    history[:, 1] = history[:, 0]  # some items bought twice
+    lengths = rng.integers(2, 13, size=25)
+    lengths[0] = 0  # a cold user: no bonus at all
+    bonus = retrieval.repurchase_bonus(history, lengths, 400, 2.0, 0.08)
+    assert bonus is not None and retrieval.repurchase_bonus(history, lengths, 400, 0.0, 0.08) is None
+    assert bonus[0].nnz == 0
+    times = np.sum(history[1, : lengths[1]] == history[1, 0])
+    assert bonus[1, history[1, 0]] == pytest.approx(2.0 * 0.08 * np.log1p(times))
+    _, got = retrieval.search(retrieval.flat_index(items, prior), queries, 30, weight, bonus)
+    want = top_k_scores(
+        retrieval.query_vectors(queries, weight), retrieval.index_vectors(items, prior), 30, bonus=bonus
+    )
+    np.testing.assert_array_equal(got, want)
+    _, plain = retrieval.search(retrieval.flat_index(items, prior), queries, 30, weight)
+    assert (got != plain).any()  # the bonus lifted some past purchases into the lists
+
+
 def test_hnsw_with_the_prior_finds_what_the_exact_index_finds() -> None:
     # a prior spread like the default run's (log of 0.001 .. 1): without evened-out norms HNSW recall fell
     # to ~0.45 there
@@ -415,7 +455,7 @@ def test_export_without_a_prior_serves_the_plain_cosine(exported: dict[str, Any]
     root = exported["root"]
     arts = tmp_path / "artifacts"
     run_export(
-        EXPORT, ServingParams(popularity_prior=0.0, prior_floor=1e-3), root / "checkpoints" / "best_model.pt",
+        EXPORT, SERVING.model_copy(update={"popularity_prior": 0.0}), root / "checkpoints" / "best_model.pt",
         root / "dataset", root / "text", arts, tmp_path / "report.json", REPO / "contracts/dc003.yaml",
     )  # fmt: skip
     config = json.loads((arts / layout.MODEL_CONFIG).read_text())["serving"]

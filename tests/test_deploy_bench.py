@@ -53,7 +53,9 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         arts = root / "artifacts"
         run_export(
             export,
-            ServingParams(popularity_prior=0.5, prior_floor=1e-3),
+            ServingParams(
+                popularity_prior=0.5, prior_floor=1e-3, new_item_quantile=None, repurchase_boost=0.0
+            ),
             ckpts / "best_model.pt",
             root / "dataset",
             root / "text",

@@ -3,6 +3,7 @@ hand, the model card, the training-curve axis and the rolling-fold splitter."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -26,10 +27,12 @@ from tests.test_train_fixtures import CUTOFFS, N_ITEMS, contracts, tiny_config, 
 BASELINES = ("popularity", "trending", "repurchase", "als")
 
 
-def _serving(prior: float = 0.5):  # type: ignore[no-untyped-def]
+def _serving(prior: float = 0.5, new_item: float | None = None, boost: float = 0.0):  # type: ignore[no-untyped-def]
     from dc003.params.deploy import ServingParams
 
-    return ServingParams(popularity_prior=prior, prior_floor=1e-3)
+    return ServingParams(
+        popularity_prior=prior, prior_floor=1e-3, new_item_quantile=new_item, repurchase_boost=boost
+    )
 
 
 def _params(**kw: object):  # type: ignore[no-untyped-def]
@@ -227,20 +230,69 @@ def test_two_tower_ranks_by_cosine_plus_the_popularity_prior(tiny_run: Path) -> 
     assert np.array_equal(two_tower_top_k(model, data, rset, 10, None, _serving(0.0)), plain)
 
 
-def test_prior_sweep_rows_match_the_scored_two_tower(outputs: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+def test_serving_sweep_rows_match_the_scored_two_tower(outputs: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
     out, results = outputs
-    sweep = results["prior_sweep"]
-    assert sweep["chosen"] == 0.5 and set(sweep["splits"]) == {"val", "test"}
-    rows = sweep["splits"]["test"]
-    assert [r["popularity_prior"] for r in rows] == [0.0, 0.25, 0.5, 0.75, 1.0]
-    (chosen,) = [r for r in rows if r["popularity_prior"] == 0.5]
-    # the sweep's row for the run's prior is the two-tower the results score (same users, same ranking)
-    assert chosen["ndcg_10"] == pytest.approx(results["models"]["two_tower"]["ndcg_10"])
-    assert chosen["coverage_50"] == pytest.approx(results["models"]["two_tower"]["coverage_50"])
-    assert len({r["ndcg_10"] for r in rows}) > 1
+    sweep = results["serving_sweep"]
+    assert sweep["chosen"] == {"popularity_prior": 0.5, "new_item_quantile": None, "repurchase_boost": 0.0}
+    assert set(sweep["knobs"]) == {"popularity_prior", "new_item_quantile", "repurchase_boost"}
+    for name, splits in sweep["knobs"].items():
+        assert set(splits) == {"val", "test"}
+        rows = splits["test"]
+        (chosen,) = [r for r in rows if r[name] == sweep["chosen"][name]]
+        # the sweep's row for the run's values is the two-tower the results score (same users, same ranking)
+        assert chosen["ndcg_10"] == pytest.approx(results["models"]["two_tower"]["ndcg_10"])
+        assert chosen["coverage_50"] == pytest.approx(results["models"]["two_tower"]["coverage_50"])
+    prior_rows = sweep["knobs"]["popularity_prior"]["test"]
+    assert [r["popularity_prior"] for r in prior_rows] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert len({r["ndcg_10"] for r in prior_rows}) > 1
+    # the boost lifts repurchases: never fewer of them listed than without it
+    boost_rows = sweep["knobs"]["repurchase_boost"]["test"]
+    assert boost_rows[-1]["repurchases_recall_50"] >= boost_rows[0]["repurchases_recall_50"]
     assert "popularity_score" in results["setup"]["similarity"]
     card = (out / "reports" / "MODEL_CARD.md").read_text()
-    assert "### Popularity prior" in card and "| 0.5 (this run) |" in card
+    assert "#### Popularity prior" in card and "| 0.5 (this run) |" in card
+    assert "#### New-item prior" in card and "| off (this run) |" in card
+    assert "#### Repurchase boost" in card
+
+
+def test_new_item_prior_and_repurchase_boost_are_the_served_score(tiny_run: Path) -> None:
+    """The two-tower's ranking with both knobs on is cosine + prior (never-sold items at the quantile of
+    the sold items' popularity) + boost x temperature x log(1 + times bought in the history), by hand."""
+    from dc003.deploy.retrieval import POPULARITY
+    from dc003.evaluate.ranking import top_k_from_scores
+    from dc003.evaluate.run import two_tower_top_k
+    from dc003.model.checkpoint import load_model
+    from dc003.train.batches import ItemTable, history_window
+    from dc003.train.data import load_training_data
+    from dc003.train.validation import embed_items, embed_users, retrieval_set
+
+    model, _ = load_model(tiny_run / "best_model.pt")
+    model.eval()
+    text = np.load(tiny_run / "text" / "item_text.npy")
+    data = load_training_data(tiny_run / "dataset", text, model.config)
+    # items 3 and 7 never sold before the test cutoff (their earlier rows become item 0's)
+    early = np.isin(data.item, [3, 7]) & (data.day < data.cutoffs["test"])
+    data = dataclasses.replace(data, item=np.where(early, 0, data.item))
+    rset = retrieval_set(data, "test")
+    cpu = torch.device("cpu")
+    users = np.asarray(embed_users(model, data, "test", rset.query_rows, 50, cpu))
+    items = np.asarray(embed_items(model, ItemTable.build(data, "test", cpu)))
+    names = [n.name for n in model.config.item_tower.numerical]
+    pop = data.features["test"].item_num[:, names.index(POPULARITY)].astype(np.float64)
+    never = data.never_sold("test")
+    assert np.flatnonzero(never).tolist() == [3, 7]
+    assert not np.isin(np.flatnonzero(never), data.item[data.day < data.cutoffs["test"]]).any()
+    pop = np.where(never, np.quantile(pop[(pop > 0) & ~never], 0.5), pop)
+    tau = model.config.temperature
+    hist, pad = history_window(data, rset.query_rows, 50)
+    counts = np.zeros((rset.users.size, data.n_items))
+    np.add.at(counts, (np.repeat(np.arange(rset.users.size), hist.shape[1]), hist.ravel()), (~pad).ravel())
+    assert counts.max() >= 1
+    score = users @ items.T + 0.5 * tau * np.log(pop + 1e-3)[None, :] + 2.0 * tau * np.log1p(counts)
+    expected = top_k_from_scores(score, 10)
+    got = two_tower_top_k(model, data, rset, 10, None, _serving(0.5, new_item=0.5, boost=2.0))
+    assert np.array_equal(got, expected)
+    assert not np.array_equal(got, two_tower_top_k(model, data, rset, 10, None, _serving(0.5)))
 
 
 def test_exclusion_removes_bought_items_from_every_list(tiny_run: Path) -> None:

@@ -38,6 +38,13 @@ def _items(m: int, seed: int = 0) -> ItemFeatures:
     )
 
 
+def _model() -> TwoTowerModel:
+    """A tiny model in eval mode with its catalogue's (30 items) history tokens stored."""
+    model = TwoTowerModel(tiny_config()).eval()
+    model.set_item_tokens(_items(30))
+    return model
+
+
 def test_resolved_config_follows_the_contract() -> None:
     dc003, _ = contracts()
     cfg = tiny_config()
@@ -105,7 +112,7 @@ def test_towers_output_l2_normalised_embeddings() -> None:
 
 
 def test_empty_history_works_without_nan() -> None:
-    model = TwoTowerModel(tiny_config()).eval()
+    model = _model()
     users = _users(4, 0)
     with torch.no_grad():
         out = model.get_user_embeddings(users)
@@ -119,7 +126,7 @@ def test_empty_history_works_without_nan() -> None:
 
 
 def test_padding_mask_hides_padded_items() -> None:
-    model = TwoTowerModel(tiny_config()).eval()
+    model = _model()
     users = _users(3, 6)
     other = users.history.clone()
     other[users.history_padding] = 17  # change only padded slots
@@ -134,7 +141,7 @@ def test_padding_mask_hides_padded_items() -> None:
 
 
 def test_trimming_history_to_real_length_changes_nothing() -> None:
-    model = TwoTowerModel(tiny_config()).eval()
+    model = _model()
     users = _users(3, 8)  # real items in the first 4 slots
     trimmed = users._replace(history=users.history[:, :4], history_padding=users.history_padding[:, :4])
     with torch.no_grad():
@@ -142,7 +149,7 @@ def test_trimming_history_to_real_length_changes_nothing() -> None:
 
 
 def test_unknown_category_and_item_ids_fall_back_to_reserved_rows() -> None:
-    model = TwoTowerModel(tiny_config()).eval()
+    model = _model()
     items = _items(2)
     odd = items._replace(categorical=torch.full((2, 7), 999))
     zero = items._replace(categorical=torch.zeros(2, 7, dtype=torch.long))
@@ -151,6 +158,55 @@ def test_unknown_category_and_item_ids_fall_back_to_reserved_rows() -> None:
         assert torch.allclose(model.get_item_embeddings(odd), model.get_item_embeddings(zero))
         out = model.get_user_embeddings(users._replace(history=torch.full((2, 4), 10_000)))
     assert torch.isfinite(out).all()
+
+
+def test_history_tokens_are_the_item_towers_view_of_each_item() -> None:
+    """A purchase moves the user by what the item tower knows of it: two ids with the same item features
+    give the same token (no id embedding by default), an item with other features another one."""
+    model = TwoTowerModel(tiny_config()).eval()
+    items = _items(30)
+    same = items._replace(
+        categorical=items.categorical.clone(), numerical=items.numerical.clone(), text=items.text.clone()
+    )
+    for part in same:
+        part[7] = part[3]  # item 7 now looks exactly like item 3
+    model.set_item_tokens(same)
+    users = _users(2, 2)._replace(history_padding=torch.zeros(2, 2, dtype=torch.bool))
+    with torch.no_grad():
+        a = model.get_user_embeddings(users._replace(history=torch.tensor([[3, 5], [3, 5]])))
+        b = model.get_user_embeddings(users._replace(history=torch.tensor([[7, 5], [7, 5]])))
+        c = model.get_user_embeddings(users._replace(history=torch.tensor([[8, 5], [8, 5]])))
+    assert torch.allclose(a, b, atol=1e-6)
+    assert not torch.allclose(a, c, atol=1e-4)
+
+
+def test_stored_tokens_reproduce_the_training_path() -> None:
+    """What serving reads (the stored catalogue tokens) is what training computes in the batch: the same
+    user embedding, in eval mode, from history rows into the batch's item table."""
+    model = TwoTowerModel(tiny_config()).eval()
+    catalogue = _items(30)
+    users = _users(4, 6)
+    picked = torch.tensor([4, 9, 11, 17, 23, 2, 29])  # the batch's distinct items, any order
+    row_of = torch.full((30,), 0, dtype=torch.long)
+    row_of[picked] = torch.arange(picked.numel())
+    hist = torch.where(users.history_padding, picked[0], picked[users.history % picked.numel()])
+    users = users._replace(history=hist)
+    labels = {"history_rows": row_of[hist]}
+    with torch.no_grad():
+        trained, _ = model.encode(users, catalogue.take(picked), labels)
+        model.set_item_tokens(catalogue)
+        served = model.get_user_embeddings(users)
+    assert torch.allclose(trained, served, atol=1e-5)
+
+
+def test_history_gradients_reach_the_item_tower() -> None:
+    model = TwoTowerModel(tiny_config())
+    users = _users(4, 6)
+    labels = {"history_rows": users.history % 5}
+    user, _ = model.encode(users, _items(5), labels)
+    user.sum().backward()  # a loss on the user embeddings alone
+    text_grad = model.item_tower.text[0].weight.grad
+    assert text_grad is not None and text_grad.abs().sum() > 0
 
 
 def test_forward_returns_loss_in_training_and_embeddings_in_eval() -> None:
@@ -164,7 +220,7 @@ def test_forward_returns_loss_in_training_and_embeddings_in_eval() -> None:
 
 
 def test_checkpoint_rebuilds_model_from_file_alone(tmp_path: Path) -> None:
-    model = TwoTowerModel(tiny_config()).eval()
+    model = _model()
     model.user_tower.history.set_item_attributes(torch.arange(60).reshape(30, 2) % 3)
     path = tmp_path / "m.pt"
     checkpoint.save_model(path, model, phase="phase_1")

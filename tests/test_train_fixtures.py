@@ -144,6 +144,7 @@ def model_params(**overrides: object):  # type: ignore[no-untyped-def]
         "max_history": 50,
         "feedforward_dim": 256,
         "history_item_features": ["product_group_name", "section_name"],
+        "history_item_id": False,
         "category_feature": "product_group_name",
         **overrides,
     }

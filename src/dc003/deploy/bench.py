@@ -182,8 +182,10 @@ def run_bench(
     mem_i = session_memory_mb(artifacts_dir / files[pi][1], feed_i, threads)
     index_mb = _mb(artifacts_dir / layout.INDEX)
 
-    embeddings = [m for m in model.modules() if isinstance(m, torch.nn.Embedding)]
-    vocab_bytes = sum(m.weight.numel() * m.weight.element_size() for m in embeddings)
+    embeddings = [m.weight for m in model.modules() if isinstance(m, torch.nn.Embedding)]
+    # the user tower's stored history tokens are a lookup table per item too
+    embeddings.append(model.user_tower.history.item_tokens)
+    vocab_bytes = sum(w.numel() * w.element_size() for w in embeddings)
     dim = model.config.embedding_dim
     sizes = {
         "pytorch_user_tower": _mb(checkpoints_dir / "user_tower.pt"),

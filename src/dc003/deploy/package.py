@@ -141,7 +141,7 @@ def run_export(
     from dc003.text.embed import load_item_text
     from dc003.train.batches import ItemTable
     from dc003.train.data import load_training_data
-    from dc003.train.validation import embed_items, embed_users, retrieval_set
+    from dc003.train.validation import embed_users, retrieval_set
 
     started = time.perf_counter()
     torch.set_num_threads(1)
@@ -152,6 +152,11 @@ def run_export(
     data = load_training_data(dataset_dir, load_item_text(text_dir), model.config)
     max_len = model.config.user_tower.sequence.max_len
     out_dir.mkdir(parents=True, exist_ok=True)
+    cpu = torch.device("cpu")
+    # the catalogue as served: the user tower's history tokens are made from it, stored in the model (and
+    # so in its ONNX graph) before export
+    table = ItemTable.build(data, SERVING_SPLIT, cpu)
+    ref_items = model.set_item_tokens(table.features)
 
     conversion: dict[str, Any] = {"ok": False, "error": None}
     try:
@@ -172,9 +177,7 @@ def run_export(
 
     # PyTorch reference on the test users and the whole catalogue
     rset = retrieval_set(data, SERVING_SPLIT)
-    cpu = torch.device("cpu")
-    ref_users = embed_users(model, data, SERVING_SPLIT, rset.query_rows, max_len, cpu)
-    ref_items = embed_items(model, ItemTable.build(data, SERVING_SPLIT, cpu))
+    ref_users = embed_users(model, data, SERVING_SPLIT, rset.query_rows, max_len, cpu, table)
     catalogue = (feats.item_cat, feats.item_num, data.item_text)
     test_users = users.rows(rset.users)
 
@@ -213,7 +216,8 @@ def run_export(
     # the popularity prior (params serving) as of the serving cutoff: extra coordinates of the index
     prior, weight = retrieval.serving_prior(
         feats.item_num, [n.name for n in model.config.item_tower.numerical], model.config.temperature,
-        serving_params.popularity_prior, serving_params.prior_floor,
+        serving_params.popularity_prior, serving_params.prior_floor, data.never_sold(SERVING_SPLIT),
+        serving_params.new_item_quantile,
     )  # fmt: skip
     flat = retrieval.flat_index(item_emb, prior)
     retrieval.write_index(flat, out_dir / layout.INDEX)
@@ -242,6 +246,10 @@ def run_export(
             "popularity_prior": serving_params.popularity_prior,
             "prior_floor": serving_params.prior_floor,
             "prior_weight": weight,
+            "new_item_quantile": serving_params.new_item_quantile,
+            # + repurchase_boost x temperature x log(1 + times bought) over the user's history
+            "repurchase_boost": serving_params.repurchase_boost,
+            "temperature": model.config.temperature,
             "index_dim": int(flat.d),
         },
         "towers": {key: {"file": p.name, **_io_spec(p)} for key, p in files.items()},
@@ -251,6 +259,12 @@ def run_export(
             f", plus {weight:g} x log(popularity_score + {serving_params.prior_floor:g}) through the index's "
             "last coordinate (the popularity prior)"
             if weight is not None
+            else ""
+        )
+        + (
+            f", plus {serving_params.repurchase_boost:g} x temperature x log(1 + times bought) for the "
+            "items in the user's history (the repurchase boost, merged into the index's top k)"
+            if serving_params.repurchase_boost
             else ""
         ),
         "serving_split": SERVING_SPLIT,

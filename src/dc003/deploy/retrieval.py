@@ -22,6 +22,7 @@ from dc003.io import atomic_path
 
 if TYPE_CHECKING:
     import faiss
+    import scipy.sparse as sp
 
 
 def normalised(x: np.ndarray) -> np.ndarray:
@@ -30,20 +31,40 @@ def normalised(x: np.ndarray) -> np.ndarray:
     return out / np.maximum(norms, 1e-12)
 
 
-def popularity_prior(popularity: np.ndarray, floor: float) -> np.ndarray:
-    """``log(popularity + floor)`` per item (``popularity`` is DC-002's popularity_score in 0..1; NaN = 0)."""
-    pop = np.nan_to_num(np.asarray(popularity, dtype=np.float64), nan=0.0)
-    return np.log(np.clip(pop, 0.0, None) + floor).astype(np.float32)
+def popularity_prior(
+    popularity: np.ndarray,
+    floor: float,
+    never_sold: np.ndarray | None = None,
+    new_item_quantile: float | None = None,
+) -> np.ndarray:
+    """``log(popularity + floor)`` per item (``popularity`` is DC-002's popularity_score in 0..1; NaN = 0).
+
+    With ``new_item_quantile``, an item never sold before the cutoff (``never_sold``) takes that quantile
+    of the popularity of the items sold in the window instead of 0: it has no sales to count, not a
+    measured popularity of zero, and ``log(floor)`` would rank it below everything."""
+    pop = np.clip(np.nan_to_num(np.asarray(popularity, dtype=np.float64), nan=0.0), 0.0, None)
+    if new_item_quantile is not None and never_sold is not None:
+        sold = pop[(pop > 0) & ~never_sold]
+        if sold.size:
+            pop = np.where(never_sold, np.quantile(sold, new_item_quantile), pop)
+    return np.log(pop + floor).astype(np.float32)
 
 
 POPULARITY = "popularity_score"  # the DC-003 item feature the prior reads
 
 
 def serving_prior(
-    numerical: np.ndarray, names: Sequence[str], temperature: float, strength: float, floor: float
+    numerical: np.ndarray,
+    names: Sequence[str],
+    temperature: float,
+    strength: float,
+    floor: float,
+    never_sold: np.ndarray | None = None,
+    new_item_quantile: float | None = None,
 ) -> tuple[np.ndarray | None, float | None]:
     """``(prior per item, query weight)`` from the item tower's raw numerical inputs (columns ``names``);
-    ``(None, None)`` when ``strength`` is 0 (the plain cosine)."""
+    ``(None, None)`` when ``strength`` is 0 (the plain cosine). ``never_sold`` / ``new_item_quantile``:
+    :func:`popularity_prior`."""
     weight = prior_weight(strength, temperature)
     if weight is None:
         return None, None
@@ -51,7 +72,35 @@ def serving_prior(
         raise ValueError(
             f"the popularity prior reads the item feature {POPULARITY!r}; the item tower has {list(names)}"
         )
-    return popularity_prior(np.asarray(numerical)[:, list(names).index(POPULARITY)], floor), weight
+    pop = np.asarray(numerical)[:, list(names).index(POPULARITY)]
+    return popularity_prior(pop, floor, never_sold, new_item_quantile), weight
+
+
+def repurchase_bonus(
+    history: np.ndarray, lengths: np.ndarray, n_items: int, strength: float, temperature: float
+) -> sp.csr_matrix | None:
+    """``(users, n_items)`` score bonus of the items each user bought before: ``strength x temperature x
+    log(1 + times bought)`` among the user's last purchases (``history[:, :lengths]``); ``None`` when
+    ``strength`` is 0. In logit units (cosine / temperature) it is ``strength x log(1 + count)``: one user
+    vector cannot sit near every past purchase, so the serving score lifts them explicitly."""
+    import scipy.sparse as sp
+
+    if not strength:
+        return None
+    hist = np.asarray(history)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    n_users = hist.shape[0]
+    width = hist.shape[1] if hist.ndim == 2 else 0
+    keep = np.arange(width)[None, :] < lengths[:, None]
+    rows = np.broadcast_to(np.arange(n_users)[:, None], (n_users, width))[keep]
+    cols = hist[keep].astype(np.int64)
+    inside = (cols >= 0) & (cols < n_items)
+    counts = sp.csr_matrix(
+        (np.ones(int(inside.sum())), (rows[inside], cols[inside])), shape=(n_users, n_items)
+    )
+    counts.sum_duplicates()
+    counts.data = (strength * temperature * np.log1p(counts.data)).astype(np.float32)
+    return counts
 
 
 def prior_weight(popularity_prior: float, temperature: float) -> float | None:
@@ -109,19 +158,42 @@ def hnsw_index(
 
 
 def search(
-    index: faiss.Index, queries: np.ndarray, k: int, weight: float | None = None
+    index: faiss.Index,
+    queries: np.ndarray,
+    k: int,
+    weight: float | None = None,
+    bonus: sp.csr_matrix | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(scores, item rows)`` of the top ``k`` per query (rows ``-1`` where the catalogue is smaller).
 
-    ``weight`` is the prior's weight; an index built with a prior needs one (and one without, none)."""
+    ``weight`` is the prior's weight; an index built with a prior needs one (and one without, none).
+    ``bonus`` (:func:`repurchase_bonus`, one row per query) is added to the scores of its items: the index
+    gives the top ``k`` without it, the bonus items are scored from the index's own vectors and merged in
+    (exact: a bonus only raises an item, so nothing outside both sets can reach the top ``k``). Order:
+    higher score, then lower item row, as :func:`dc003.evaluate.ranking.top_k_scores` ranks."""
     vecs = query_vectors(queries, weight)
     if vecs.shape[1] != index.d:
         raise ValueError(
             f"query width {vecs.shape[1]} does not match the index ({index.d}): an index built with a "
             "popularity prior is searched with its weight, one without it with none"
         )
-    scores, ids = index.search(vecs, min(k, index.ntotal))
-    return scores, ids
+    kk = min(k, index.ntotal)
+    scores, ids = index.search(vecs, kk)
+    if bonus is None or bonus.nnz == 0:
+        return scores, ids
+    out_s = np.full((vecs.shape[0], kk), -np.inf, dtype=np.float32)
+    out_i = np.full((vecs.shape[0], kk), -1, dtype=np.int64)
+    for r in range(vecs.shape[0]):
+        lo, hi = bonus.indptr[r], bonus.indptr[r + 1]
+        extra = bonus.indices[lo:hi].astype(np.int64)
+        found = ids[r][ids[r] >= 0]
+        plain = ~np.isin(found, extra)
+        extra_s = index.reconstruct_batch(extra) @ vecs[r] + bonus.data[lo:hi]
+        cand_i = np.concatenate([found[plain], extra])
+        cand_s = np.concatenate([scores[r][: found.size][plain], extra_s.astype(np.float32)])
+        order = np.lexsort((cand_i, -cand_s))[:kk]
+        out_s[r, : order.size], out_i[r, : order.size] = cand_s[order], cand_i[order]
+    return out_s, out_i
 
 
 def ann_recall(exact: np.ndarray, approx: np.ndarray) -> float:

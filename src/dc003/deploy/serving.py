@@ -155,23 +155,34 @@ class Recommender:
         faiss.omp_set_num_threads(threads)
         self.index = faiss.read_index(str(artifacts_dir / layout.INDEX))
         self.prior_weight: float | None = config["serving"].get("prior_weight")  # the popularity prior
+        self.repurchase_boost = float(config["serving"].get("repurchase_boost") or 0.0)
+        self.temperature = float(config["serving"].get("temperature") or 1.0)
         items = pq.read_table(artifacts_dir / layout.ITEMS).to_pydict()
         self.item_columns = {k: list(v) for k, v in items.items()}
 
+    def _table(self, customer_id: str) -> tuple[UserTable, bool]:
+        row = self.customers.get(customer_id)
+        return (self.users.cold() if row is None else self.users.rows(np.array([row]))), row is None
+
     def embed(self, customer_id: str) -> tuple[np.ndarray, bool]:
         """``(1, dim)`` embedding and whether the customer took the cold-start path (unknown id)."""
-        row = self.customers.get(customer_id)
-        table = self.users.cold() if row is None else self.users.rows(np.array([row]))
+        table, cold = self._table(customer_id)
         emb = embed_users(
             self.session, table.categorical, table.numerical, table.history, table.history_length
         )
-        return emb, row is None
+        return emb, cold
 
     def recommend(self, customer_id: str, k: int = 50) -> Recommendation:
-        from dc003.deploy.retrieval import search
+        from dc003.deploy.retrieval import repurchase_bonus, search
 
-        emb, cold = self.embed(customer_id)
-        scores, ids = search(self.index, emb, k, self.prior_weight)
+        table, cold = self._table(customer_id)
+        emb = embed_users(
+            self.session, table.categorical, table.numerical, table.history, table.history_length
+        )
+        bonus = repurchase_bonus(
+            table.history, table.history_length, self.index.ntotal, self.repurchase_boost, self.temperature
+        )
+        scores, ids = search(self.index, emb, k, self.prior_weight, bonus)
         cols = self.item_columns
         items = [
             {

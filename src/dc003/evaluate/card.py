@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dc003.evaluate.segments import TIERS
+from dc003.evaluate.segments import HISTORY_BANDS, TIERS
 
 if TYPE_CHECKING:
     from dc003.contracts.dc003 import Dc003Contract
@@ -204,7 +204,27 @@ def render_model_card(results: dict[str, Any], ctx: CardContext) -> str:
             "before the cutoff (counted: `evaluate.exclude_purchased` is "
             f"{setup.get('exclude_purchased')}); new purchases are the rest.",
         ]
-    lines += _prior_lines(results.get("prior_sweep"))
+    bands = [f"history_{b}" for b in HISTORY_BANDS]
+    if any(b in results["segments"].get("two_tower", {}) for b in bands):
+        lines += ["", "### By the customer's purchases before the cutoff (recall@50)", ""]
+        lines += _table(
+            ["Model", "cold (0)", *[b.replace("history_", "").replace("_", "-") for b in bands]],
+            [[m] + [_f(_seg(results["segments"], m, s)) for s in ("cold_users", *bands)] for m in models],
+        )
+        trunc = results.get("history_truncation")
+        if trunc:
+            lines += [
+                "",
+                f"The same {trunc['users']} customers with at least {trunc['min_purchases']} purchases "
+                "before the cutoff, when the two-tower sees only their last n purchases (profile features "
+                "as they are):",
+                "",
+                *_table(
+                    ["last n purchases seen", "recall@50", "NDCG@10"],
+                    [[str(r["seen"]), _f(r["recall_50"]), _f(r["ndcg_10"])] for r in trunc["rows"]],
+                ),
+            ]
+    lines += _sweep_lines(results.get("serving_sweep"))
     tiers = setup.get("popularity_tiers")
     if tiers:
         lines += ["", "### By the item's purchases before the cutoff (recall@50)", ""]
@@ -233,31 +253,50 @@ def render_model_card(results: dict[str, Any], ctx: CardContext) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _prior_lines(sweep: dict[str, Any] | None) -> list[str]:
-    """The two-tower on the val and test weeks for each popularity-prior strength (params ``serving``)."""
+_KNOB_TEXT = {
+    "popularity_prior": (
+        "Popularity prior",
+        "Serving score = cosine + prior x temperature x log(popularity_score + {floor:g}) "
+        "(`serving.popularity_prior`; 0 = the plain cosine). The logQ correction of phases 2-3 takes "
+        "popularity_weight x log-popularity out of the towers' scores; the prior puts it back.",
+    ),
+    "new_item_quantile": (
+        "New-item prior",
+        "An item never sold before the cutoff takes this quantile of the sold items' popularity_score in the "
+        "prior (`serving.new_item_quantile`; off = log({floor:g}), ranked below everything).",
+    ),
+    "repurchase_boost": (
+        "Repurchase boost",
+        "Serving score + boost x temperature x log(1 + times bought) for the items in the user's history "
+        "(`serving.repurchase_boost`; 0 = off): one user vector cannot sit near every past purchase.",
+    ),
+}
+
+
+def _sweep_lines(sweep: dict[str, Any] | None) -> list[str]:
+    """The two-tower on the val and test weeks for each value of each serving knob (params ``serving``)."""
     if not sweep:
         return []
-    val, test = sweep["splits"]["val"], sweep["splits"]["test"]
-    keys = ("recall_50", "ndcg_10", "coverage_50", "cold_items_recall_50")
-    header = ["Prior"] + [
-        f"{split} {label}" for split in ("val", "test")
-        for label in ("recall@50", "NDCG@10", "coverage@50", "cold items")
-    ]  # fmt: skip
-    rows = []
-    for v, t in zip(val, test, strict=True):
-        mark = " (this run)" if v["popularity_prior"] == sweep["chosen"] else ""
-        rows.append([f"{v['popularity_prior']:g}{mark}"] + [_f(r[k]) for r in (v, t) for k in keys])
-    return [
+    keys = ("recall_50", "ndcg_10", "coverage_50", "cold_items_recall_50", "repurchases_recall_50")
+    labels = ("recall@50", "NDCG@10", "coverage@50", "cold items", "repurchases")
+    lines = [
         "",
-        "### Popularity prior (two-tower only)",
+        "### Serving knobs (two-tower only)",
         "",
-        "Serving score = cosine + prior x temperature x log(popularity_score + "
-        f"{sweep['floor']:g}) (`serving.popularity_prior`; 0 = the plain cosine). The logQ correction of "
-        "phases 2-3 takes popularity_weight x log-popularity out of the towers' scores; the prior puts it "
-        "back. It is chosen on the val week; the test week shows whether the choice held.",
-        "",
-        *_table(header, rows),
+        "Each knob is chosen on the val week, the others held at this run's values; the test week shows "
+        "whether the choice held.",
     ]
+    for name, splits in sweep["knobs"].items():
+        title, text = _KNOB_TEXT.get(name, (name, ""))
+        header = [title] + [f"{split} {label}" for split in ("val", "test") for label in labels]
+        rows = []
+        for v, t in zip(splits["val"], splits["test"], strict=True):
+            value = v[name]
+            shown = "off" if value is None else f"{value:g}"
+            mark = " (this run)" if value == sweep["chosen"][name] else ""
+            rows.append([f"{shown}{mark}"] + [_f(r[k]) for r in (v, t) for k in keys])
+        lines += ["", f"#### {title}", "", text.format(floor=sweep["floor"]), "", *_table(header, rows)]
+    return lines
 
 
 def _extension_lines(phase: dict[str, Any]) -> list[str]:
@@ -313,8 +352,8 @@ def _limitations(results: dict[str, Any], ctx: CardContext) -> list[str]:
         "served from profile features alone, cold items from attributes and text"
         + (
             "; the popularity prior ranks never-sold items (popularity 0) down, so it costs them recall "
-            "(see the prior table)."
-            if setup_prior(results)
+            "(see the new-item prior table)."
+            if setup_prior(results) and results.get("setup", {}).get("new_item_quantile") is None
             else "."
         )
     )

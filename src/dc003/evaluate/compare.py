@@ -49,7 +49,11 @@ def score_model(
         n_items=n_items,
         item_category=item_category,
         n_categories=n_categories,
-        segments={"warm_users": segments.warm_users, "cold_users": segments.cold_users},
+        segments={
+            "warm_users": segments.warm_users,
+            "cold_users": segments.cold_users,
+            **segments.history_bands(),
+        },
         ks_curve=range(1, max_k + 1),
         n_boot=n_boot,
         alpha=alpha,

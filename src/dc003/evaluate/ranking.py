@@ -27,13 +27,15 @@ def top_k_scores(
     *,
     exclude: sp.spmatrix | sp.sparray | None = None,
     block: int = 1024,
+    bonus: sp.spmatrix | sp.sparray | None = None,
 ) -> np.ndarray:
     """Rank the whole catalogue for every user by inner product; return ``(U, min(k, I))`` int32.
 
     Users are scored ``block`` at a time so working memory stays near ``10 * block * I`` bytes
     (scores, one partitioned copy, two masks) whatever ``U`` is. ``exclude`` is a ``U x I``
     sparse matrix whose nonzero entries (already bought items) are never returned; rows short of
-    rankable items end in ``-1``.
+    rankable items end in ``-1``. ``bonus`` (``U x I`` sparse) is added to the scores of its entries
+    (the serving score's repurchase bonus: :func:`dc003.deploy.retrieval.repurchase_bonus`).
     """
     users = np.asarray(user_emb, dtype=np.float32)
     items = np.asarray(item_emb, dtype=np.float32)
@@ -47,11 +49,19 @@ def top_k_scores(
         raise ValueError("embeddings contain NaN or inf")
     n_users, n_items = users.shape[0], items.shape[0]
     excl = as_exclusion(exclude, (n_users, n_items))
+    extra = None
+    if bonus is not None:
+        if not sp.issparse(bonus) or bonus.shape != (n_users, n_items):
+            raise ValueError(f"bonus must be a sparse matrix of shape {(n_users, n_items)}")
+        extra = sp.csr_matrix(bonus)
     out = np.empty((n_users, min(k, n_items)), dtype=np.int32)
     items_t = items.T  # a view: BLAS reads the transpose without a copy
     for start in range(0, n_users, block):
         stop = min(start + block, n_users)
         scores = users[start:stop] @ items_t
+        if extra is not None:
+            part = extra[start:stop].tocoo()
+            np.add.at(scores, (part.row, part.col), part.data.astype(np.float32))
         out[start:stop] = _top_k_block(scores, k, None if excl is None else excl[start:stop])
     return out
 

@@ -104,23 +104,43 @@ def two_tower_top_k(
 ) -> np.ndarray:
     from dc003.evaluate.ranking import top_k_scores
 
-    users, items = two_tower_vectors(model, data, rset, serving)
-    return top_k_scores(users, items, k, exclude=exclude)
+    queries, items, bonus = two_tower_vectors(model, data, rset, serving)
+    return top_k_scores(queries, items, k, exclude=exclude, bonus=bonus)
 
 
 def two_tower_vectors(
     model: TwoTowerModel, data: TrainingData, rset: RetrievalSet, serving: ServingParams
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(queries, item vectors)`` as the serving index holds them (:mod:`dc003.deploy.retrieval`): their
-    inner product is the serving score, cosine plus the popularity prior of ``serving``."""
-    from dc003.deploy.retrieval import index_vectors, query_vectors, serving_prior
+) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix | None]:
+    """``(queries, item vectors, repurchase bonus)`` as the serving index holds them
+    (:mod:`dc003.deploy.retrieval`): inner product plus bonus is the serving score."""
+    return serving_vectors(model, data, rset, *_embeddings(model, data, rset), serving)
 
-    users, items, numerical = _embeddings(model, data, rset)
+
+def serving_vectors(
+    model: TwoTowerModel,
+    data: TrainingData,
+    rset: RetrievalSet,
+    users: np.ndarray,
+    items: np.ndarray,
+    numerical: np.ndarray,
+    serving: ServingParams,
+    max_len: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix | None]:
+    """The serving score's parts from the towers' embeddings as of ``rset``'s split: the popularity prior
+    (never-sold items at ``new_item_quantile``) as index coordinates, the repurchase bonus over each
+    query's history (the one the user tower read: the last ``max_len``, by default the model's)."""
+    from dc003.deploy.retrieval import index_vectors, query_vectors, repurchase_bonus, serving_prior
+    from dc003.train.batches import history_window
+
+    tau = model.config.temperature
     prior, weight = serving_prior(
-        numerical, [n.name for n in model.config.item_tower.numerical], model.config.temperature,
-        serving.popularity_prior, serving.prior_floor,
+        numerical, [n.name for n in model.config.item_tower.numerical], tau, serving.popularity_prior,
+        serving.prior_floor, data.never_sold(rset.split), serving.new_item_quantile,
     )  # fmt: skip
-    return query_vectors(users, weight), index_vectors(items, prior)
+    seen = model.config.user_tower.sequence.max_len if max_len is None else max_len
+    hist, pad = history_window(data, rset.query_rows, seen)
+    bonus = repurchase_bonus(hist, (~pad).sum(axis=1), data.n_items, serving.repurchase_boost, tau)
+    return query_vectors(users, weight), index_vectors(items, prior), bonus
 
 
 def _embeddings(
@@ -137,57 +157,105 @@ def _embeddings(
     table = ItemTable.build(data, rset.split, device)
     items = embed_items(model, table)
     users = embed_users(
-        model, data, rset.split, rset.query_rows, model.config.user_tower.sequence.max_len, device
+        model, data, rset.split, rset.query_rows, model.config.user_tower.sequence.max_len, device, table
     )
     return np.asarray(users), np.asarray(items), table.features.numerical.cpu().numpy()
 
 
-PRIOR_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+TRUNCATION = (0, 1, 5, 15, 50)  # purchases the two-tower may see in the history-truncation probe
 
 
-def prior_sweep(
-    model: TwoTowerModel, data: TrainingData, serving: ServingParams, grid: tuple[float, ...] = PRIOR_GRID
+def history_truncation(
+    model: TwoTowerModel, data: TrainingData, serving: ServingParams, min_purchases: int = 16
 ) -> dict[str, Any]:
-    """The two-tower on the val and the test week for each popularity-prior strength in ``grid``
-    (recall@50, NDCG@10, coverage@50, recall@50 of the purchases of never-sold items): the prior is
-    chosen on the val week; the test rows show whether the choice held."""
-    from dc003.deploy.retrieval import index_vectors, prior_weight, query_vectors, serving_prior
+    """The two-tower on the test users with at least ``min_purchases`` purchases before the cutoff, when it
+    sees only their last ``n`` purchases (``n`` in :data:`TRUNCATION`; the profile features unchanged): one
+    group of customers, so the rows differ only by how much history the model reads."""
+    import torch
+
+    from dc003.evaluate.metrics import ndcg_at_k, recall_at_k
+    from dc003.evaluate.ranking import top_k_scores
+    from dc003.evaluate.segments import K
+    from dc003.train.batches import ItemTable
+    from dc003.train.validation import RetrievalSet, embed_items, embed_users, retrieval_set
+
+    full = retrieval_set(data, "test")
+    n_before = np.bincount(data.user[data.day < data.cutoffs["test"]], minlength=data.n_users)
+    keep = np.flatnonzero(n_before[full.users] >= min_purchases)
+    rset = RetrievalSet("test", full.query_rows[keep], full.users[keep], [full.truth[i] for i in keep])
+    device = torch.device("cpu")
+    model.eval()
+    table = ItemTable.build(data, "test", device)
+    items = embed_items(model, table)
+    numerical = table.features.numerical.cpu().numpy()
+    rows = []
+    for seen in TRUNCATION:
+        users = embed_users(model, data, "test", rset.query_rows, seen, device, table)
+        queries, vecs, bonus = serving_vectors(model, data, rset, users, items, numerical, serving, seen)
+        top = top_k_scores(queries, vecs, K, bonus=bonus)
+        rows.append({
+            "seen": seen,
+            "recall_50": float(np.nanmean(recall_at_k(top, rset.truth, K))) if keep.size else None,
+            "ndcg_10": float(np.nanmean(ndcg_at_k(top, rset.truth, 10))) if keep.size else None,
+        })  # fmt: skip
+    return {"users": int(keep.size), "min_purchases": min_purchases, "rows": rows}
+
+
+# each serving knob swept with the others at the run's values (null = off)
+SWEEP_GRIDS: dict[str, tuple[float | None, ...]] = {
+    "popularity_prior": (0.0, 0.25, 0.5, 0.75, 1.0),
+    "new_item_quantile": (None, 0.25, 0.5, 0.75, 0.9),
+    "repurchase_boost": (0.0, 0.25, 0.5, 1.0, 2.0),
+}
+
+
+def serving_sweep(
+    model: TwoTowerModel,
+    data: TrainingData,
+    serving: ServingParams,
+    grids: dict[str, tuple[float | None, ...]] | None = None,
+) -> dict[str, Any]:
+    """The two-tower on the val and the test week for each value of each serving knob (the others at
+    the run's values): recall@50, NDCG@10, coverage@50, and recall@50 of the purchases of never-sold
+    items and of repurchases. Knobs are chosen on the val week; the test rows show whether it held."""
     from dc003.evaluate.metrics import coverage_at_k, ndcg_at_k, recall_at_k
     from dc003.evaluate.ranking import top_k_scores
-    from dc003.evaluate.segments import K, segments_before, split_truth
+    from dc003.evaluate.segments import K, segments_before, split_repurchases, split_truth
     from dc003.train.validation import retrieval_set
 
     def mean(values: np.ndarray) -> float | None:
         finite = values[~np.isnan(values)]
         return float(finite.mean()) if finite.size else None
 
-    tau = model.config.temperature
-    names = [n.name for n in model.config.item_tower.numerical]
-    splits: dict[str, list[dict[str, Any]]] = {}
+    grids = SWEEP_GRIDS if grids is None else grids
+    knobs: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in grids}
     for split in ("val", "test"):
         rset = retrieval_set(data, split)
-        users, items, numerical = _embeddings(model, data, rset)
-        prior, _ = serving_prior(numerical, names, tau, 1.0, serving.prior_floor)
+        embedded = _embeddings(model, data, rset)
         segs = segments_before(
             data.user, data.item, data.day, cutoff_day=data.cutoffs[split], users=rset.users,
             n_items=data.n_items,
         )  # fmt: skip
         cold, _ = split_truth(rset.truth, segs.cold_item)
-        rows = []
-        for strength in grid:
-            weight = prior_weight(strength, tau)
-            top = top_k_scores(
-                query_vectors(users, weight), index_vectors(items, None if weight is None else prior), K
-            )
-            rows.append({
-                "popularity_prior": strength,
-                "recall_50": mean(recall_at_k(top, rset.truth, K)),
-                "ndcg_10": mean(ndcg_at_k(top, rset.truth, 10)),
-                "coverage_50": coverage_at_k(top, data.n_items, K),
-                "cold_items_recall_50": mean(recall_at_k(top, cold, K)),
-            })  # fmt: skip
-        splits[split] = rows
-    return {"chosen": serving.popularity_prior, "floor": serving.prior_floor, "splits": splits}
+        assert segs.bought is not None
+        again, _ = split_repurchases(rset.truth, segs.bought)
+        for name, grid in grids.items():
+            rows = []
+            for value in grid:
+                knob = serving.model_copy(update={name: value})
+                queries, items, bonus = serving_vectors(model, data, rset, *embedded, knob)
+                top = top_k_scores(queries, items, K, bonus=bonus)
+                rows.append({
+                    name: value,
+                    "recall_50": mean(recall_at_k(top, rset.truth, K)),
+                    "ndcg_10": mean(ndcg_at_k(top, rset.truth, 10)),
+                    "coverage_50": coverage_at_k(top, data.n_items, K),
+                    "cold_items_recall_50": mean(recall_at_k(top, cold, K)),
+                    "repurchases_recall_50": mean(recall_at_k(top, again, K)),
+                })  # fmt: skip
+            knobs[name][split] = rows
+    chosen = {name: getattr(serving, name) for name in grids}
+    return {"chosen": chosen, "floor": serving.prior_floor, "knobs": knobs}
 
 
 def baseline_rankers(params: EvaluateParams, seed: int) -> dict[str, Callable[..., np.ndarray]]:
@@ -279,7 +347,8 @@ def evaluate_checkpoint(
     results["paired"] = paired_differences(
         tops, rset.truth, n_boot=params.bootstrap_samples, alpha=alpha, seed=seed
     )
-    results["prior_sweep"] = prior_sweep(model, data, serving)
+    results["serving_sweep"] = serving_sweep(model, data, serving)
+    results["history_truncation"] = history_truncation(model, data, serving)
     results["setup"] = {
         "split": "test",
         "cutoff_day": data.cutoffs["test"],
@@ -288,11 +357,25 @@ def evaluate_checkpoint(
         "similarity": "cosine: inner product of the L2-normalised tower outputs (as in training and serving)"
         + (
             f", plus {serving.popularity_prior} x temperature {model.config.temperature} x "
-            f"log(popularity_score + {serving.prior_floor}) (params serving: the popularity prior, as served)"
+            f"log(popularity_score + {serving.prior_floor}) (params serving: the popularity prior, as served"
+            + (
+                f"; never-sold items at the {serving.new_item_quantile:g} quantile of the sold items' "
+                "popularity_score)"
+                if serving.new_item_quantile is not None
+                else ")"
+            )
             if serving.popularity_prior
+            else ""
+        )
+        + (
+            f", plus {serving.repurchase_boost:g} x temperature x log(1 + times bought) for the items in the "
+            "user's history (the repurchase boost)"
+            if serving.repurchase_boost
             else ""
         ),
         "popularity_prior": serving.popularity_prior,
+        "new_item_quantile": serving.new_item_quantile,
+        "repurchase_boost": serving.repurchase_boost,
         "exclude_purchased": params.exclude_purchased,
         "excluded_pairs": info["excluded_pairs"],
         "bootstrap_samples": params.bootstrap_samples,

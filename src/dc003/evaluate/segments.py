@@ -19,6 +19,9 @@ ranked by that count, the most-bought items that make up the first third of the 
 are the head, the next third the torso, the rest the tail (items with equal counts share a tier, so
 the thirds are approximate). A collaborative model (ALS) and a content-based item tower do not fail on
 the same items: the tiers show which side of the catalogue a model's recall comes from.
+
+History bands split the warm users by how many purchases they made before the cutoff (1-5, 6-15, 16 or
+more; the user tower reads the last 50): whether a model's recall grows as it knows a customer better.
 """
 
 from __future__ import annotations
@@ -41,6 +44,15 @@ class Segments:
     cold_item: np.ndarray  # (I,) bool: never bought before the cutoff
     bought: sp.csr_matrix | None = None  # (U, I): what each evaluated user bought before the cutoff
     item_purchases: np.ndarray | None = None  # (I,) purchases of each item before the cutoff
+    user_purchases: np.ndarray | None = None  # (U,) purchases of each evaluated user before the cutoff
+
+    def history_bands(self) -> dict[str, np.ndarray]:
+        """Row masks of the warm users by how many purchases they made before the cutoff (the user tower
+        reads the last 50): ``history_1_5``, ``history_6_15``, ``history_16_plus``."""
+        if self.user_purchases is None:
+            return {}
+        n = self.user_purchases
+        return {f"history_{name}": (n >= lo) & (n <= hi) for name, (lo, hi) in HISTORY_BANDS.items()}
 
     @property
     def tier(self) -> np.ndarray | None:
@@ -49,6 +61,7 @@ class Segments:
 
 
 TIERS = ("head_items", "torso_items", "tail_items")
+HISTORY_BANDS = {"1_5": (1, 5), "6_15": (6, 15), "16_plus": (16, np.iinfo(np.int64).max)}
 
 
 def popularity_tiers(counts: np.ndarray) -> np.ndarray:
@@ -95,9 +108,11 @@ def segments_before(
     seen_user = np.isin(np.asarray(users), np.asarray(user)[before])
     counts = np.bincount(np.asarray(item)[before], minlength=n_items)[:n_items]
     bought = bought_before(user, item, day, cutoff_day=cutoff_day, users=users, n_items=n_items)
+    users = np.asarray(users)
+    per_user = np.bincount(np.asarray(user)[before], minlength=int(users.max(initial=-1)) + 1)
     return Segments(
         warm_users=seen_user, cold_users=~seen_user, cold_item=counts == 0, bought=bought,
-        item_purchases=counts,
+        item_purchases=counts, user_purchases=per_user[users] if users.size else np.zeros(0, np.int64),
     )  # fmt: skip
 
 

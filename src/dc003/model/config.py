@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from dc003.contracts.dc003 import Dc003Contract, DenseLayer, NumericalFeature
     from dc003.params.train import ModelParams
 
-CONFIG_FORMAT = 1
+CONFIG_FORMAT = 2  # 2: history tokens from the item tower's embeddings
 Normalization = Literal["min_max_scaling", "log_transform+min_max", "standard_scaling", "as_is"]
 # a constant feature would divide by zero; it is mapped to 0 instead
 _MIN_SCALE = 1e-6
@@ -66,10 +66,13 @@ class DenseSpec(Declared):
 
 
 class SequenceSpec(Declared):
-    """History encoder: token = item-id embedding + attribute embeddings + learned recency position.
+    """History encoder: token = a linear map of the item tower's embedding of the item (+ an item-id
+    embedding when ``item_id_embedding``) + attribute embeddings + learned recency position.
 
-    A learned CLS token is prepended and never masked, so an empty history still has one key to attend to;
-    its output is the pooled history vector.
+    The item-tower embedding is what carries taste: the purchases move the user's embedding in the very
+    space the candidates live in, and a rare or new article gets its content's vector, not an untrained
+    id row. A learned CLS token is prepended and never masked, so an empty history still has one key to
+    attend to; its output is the pooled history vector.
     """
 
     max_len: int = Field(gt=0)
@@ -80,6 +83,8 @@ class SequenceSpec(Declared):
     dropout: float = Field(ge=0, lt=1)
     n_items: int = Field(gt=0)  # id rows; one more row (index n_items) is the out-of-catalogue id
     item_attributes: list[CategoricalSpec]  # item categoricals looked up for each history item
+    item_dim: int = Field(gt=0)  # width of the token features: item embedding + item tower input width
+    item_id_embedding: bool = False  # also a learned embedding per item id (collaborative, no content)
 
 
 class UserTowerConfig(Declared):
@@ -222,24 +227,6 @@ def resolve_model_config(
             f"model.max_history {params.max_history} exceeds the positional table "
             f"({seq.positional_encoding.max_len})"
         )
-    attrs = [categorical(name, "item_tower") for name in params.history_item_features]
-    sequence = SequenceSpec(
-        max_len=params.max_history,
-        d_model=seq.d_model,
-        num_heads=seq.num_heads,
-        num_layers=seq.num_layers,
-        feedforward_dim=params.feedforward_dim,
-        dropout=seq.dropout,
-        n_items=n_items,
-        item_attributes=[a.model_copy(update={"embedding_dim": seq.d_model}) for a in attrs],
-    )
-    user = UserTowerConfig(
-        categorical=[categorical(n, "user_tower") for n in ut.categorical_embeddings],
-        numerical=numerical(ut.numerical_features),
-        sequence=sequence,
-        dense=_dense(ut.dense_layers),
-        projection=_dense(ut.projection_head),
-    )
     item = ItemTowerConfig(
         categorical=[categorical(n, "item_tower") for n in it.categorical_embeddings],
         numerical=numerical(it.numerical_features),
@@ -254,6 +241,27 @@ def resolve_model_config(
         ],
         dense=_dense(it.dense_layers),
         projection=_dense(it.projection_head),
+    )
+    item_input_width = item.input_width()
+    attrs = [categorical(name, "item_tower") for name in params.history_item_features]
+    sequence = SequenceSpec(
+        max_len=params.max_history,
+        d_model=seq.d_model,
+        num_heads=seq.num_heads,
+        num_layers=seq.num_layers,
+        feedforward_dim=params.feedforward_dim,
+        dropout=seq.dropout,
+        n_items=n_items,
+        item_attributes=[a.model_copy(update={"embedding_dim": seq.d_model}) for a in attrs],
+        item_dim=params.embedding_dim + item_input_width,
+        item_id_embedding=params.history_item_id,
+    )
+    user = UserTowerConfig(
+        categorical=[categorical(n, "user_tower") for n in ut.categorical_embeddings],
+        numerical=numerical(ut.numerical_features),
+        sequence=sequence,
+        dense=_dense(ut.dense_layers),
+        projection=_dense(ut.projection_head),
     )
     if user.projection[-1].units != params.embedding_dim or item.projection[-1].units != params.embedding_dim:
         raise ValueError(f"projection heads must end at embedding_dim {params.embedding_dim}")

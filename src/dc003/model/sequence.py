@@ -1,5 +1,16 @@
 """The user tower's history encoder: a small pre-norm Transformer over the last <= 50 purchases.
 
+A history token is a linear map of what the item tower knows of the purchased item: its embedding and its
+input representation (the categorical embeddings, numerical encodings and MiniLM text projections the
+item tower's first dense layer reads), plus its recency position (and, optionally, an item-id and
+attribute embeddings). The input representation holds the article's content linearly, so the history
+can carry taste directions the item embedding does not hold yet; the embedding ties the token to the
+space the candidates live in. In training the token features come from the same forward pass as the
+candidates' (``vectors``: gradients reach the item tower from both sides); in evaluation and serving the
+tokens are read from ``item_tokens``, the catalogue's tokens stored in the module (refreshed by
+:meth:`HistoryEncoder.set_item_tokens` from the catalogue as served, and exported inside the ONNX user
+tower: ``n_items x d_model`` floats).
+
 Inputs are the history item indices ``(B, L)``, most recent first, and a padding mask ``(B, L)`` (True =
 no item). ``L`` may be anything from 0 to ``max_len``: the batch builder trims every batch to its longest
 real history, and the learned position of a token is its recency rank, so trimming never changes what a
@@ -56,13 +67,18 @@ class _EncoderLayer(nn.Module):
 
 class HistoryEncoder(nn.Module):
     item_attributes: torch.Tensor
+    item_tokens: torch.Tensor
 
     def __init__(self, spec: SequenceSpec, *, output_bias: bool = True) -> None:
         super().__init__()
         d = spec.d_model
         self.n_items = spec.n_items
         self.dropout = spec.dropout
-        self.item_embedding = nn.Embedding(spec.n_items + 1, d)  # row n_items: an id outside the catalogue
+        self.item_projection = nn.Linear(spec.item_dim, d)
+        # the catalogue's history tokens, item_projection(features) (eval and serving); row n_items (an id
+        # outside the catalogue) is the projection's bias
+        self.register_buffer("item_tokens", torch.zeros(spec.n_items + 1, d))
+        self.item_embedding = nn.Embedding(spec.n_items + 1, d) if spec.item_id_embedding else None
         self.attribute_embeddings = nn.ModuleList(nn.Embedding(a.vocab_size, d) for a in spec.item_attributes)
         # the catalogue's attribute indices per item id: data, not architecture, so a buffer (saved in the
         # state dict) filled by set_item_attributes; the extra last row is the unknown bucket
@@ -88,7 +104,21 @@ class HistoryEncoder(nn.Module):
         self.item_attributes[: self.n_items] = attributes.long()
         self.item_attributes[self.n_items] = 0
 
-    def forward(self, items: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+    @torch.no_grad()
+    def set_item_tokens(self, features: torch.Tensor) -> None:
+        """Store the tokens of the catalogue from its ``(n_items, item_dim)`` token features (as of the
+        split served; they depend on the weights, so refresh after any training)."""
+        if features.shape != (self.n_items, self.item_projection.in_features):
+            shape = (self.n_items, self.item_projection.in_features)
+            raise ValueError(f"item token features must be {shape}")
+        self.item_tokens[: self.n_items] = self.item_projection(features.float())
+        self.item_tokens[self.n_items] = self.item_projection.bias
+
+    def forward(
+        self, items: torch.Tensor, padding: torch.Tensor, vectors: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``vectors`` ``(B, L, item_dim)``: the history items' token features from the item tower in this
+        forward pass (training); ``None`` reads their tokens from ``item_tokens``."""
         b, length = items.shape
         if length > self.max_len:
             raise ValueError(f"history length {length} exceeds max_len {self.max_len}")
@@ -96,7 +126,9 @@ class HistoryEncoder(nn.Module):
         if length:
             ids = items.long()
             ids = torch.where((ids >= 0) & (ids < self.n_items), ids, torch.full_like(ids, self.n_items))
-            tok = self.item_embedding(ids)
+            tok = self.item_tokens[ids] if vectors is None else self.item_projection(vectors)
+            if self.item_embedding is not None:
+                tok = tok + self.item_embedding(ids)
             attrs = self.item_attributes[ids]
             for k, table in enumerate(self.attribute_embeddings):
                 tok = tok + table(attrs[..., k])

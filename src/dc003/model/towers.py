@@ -1,7 +1,8 @@
 """The two towers, each a module with plain tensor inputs so it exports to ONNX on its own.
 
 User tower inputs: categorical indices ``(B, 4)``, raw numerical values ``(B, 4)`` (NaN = missing), history
-item indices ``(B, L)`` most recent first and its padding mask ``(B, L)`` (True = no item).
+item indices ``(B, L)`` most recent first and its padding mask ``(B, L)`` (True = no item); each history
+item enters as its item-tower embedding (:mod:`dc003.model.sequence`).
 Item tower inputs: categorical indices ``(B, 7)``, raw numerical values ``(B, 2)``, frozen MiniLM text
 vectors ``(B, 2, 384)`` (from the text_embed stage; the encoder itself is never part of the tower).
 Both return L2-normalised ``(B, embedding_dim)`` embeddings: cosine is the one similarity everywhere.
@@ -38,16 +39,24 @@ class UserTower(nn.Module):
         numerical: torch.Tensor,
         history: torch.Tensor,
         history_padding: torch.Tensor,
+        history_vectors: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        x = torch.cat(
-            [
-                self.categorical(categorical),
-                self.numerical(numerical),
-                self.history(history, history_padding),
-            ],
-            dim=-1,
-        )
-        return F.normalize(self.projection(self.dense(x)), dim=-1)
+        """``history_vectors``: the history items' token features from the item tower in the same forward
+        pass (training); ``None`` (eval, export, serving) reads the catalogue's stored tokens."""
+        return self.encode(categorical, numerical, history, history_padding, history_vectors)[0]
+
+    def encode(
+        self,
+        categorical: torch.Tensor,
+        numerical: torch.Tensor,
+        history: torch.Tensor,
+        history_padding: torch.Tensor,
+        history_vectors: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(user embedding, pooled history vector)``: the second is the history encoder's output."""
+        pooled = self.history(history, history_padding, history_vectors)
+        x = torch.cat([self.categorical(categorical), self.numerical(numerical), pooled], dim=-1)
+        return F.normalize(self.projection(self.dense(x)), dim=-1), pooled
 
 
 class ItemTower(nn.Module):
@@ -67,6 +76,14 @@ class ItemTower(nn.Module):
         self.projection = dense_stack(config.dense[-1].units, config.projection)
 
     def forward(self, categorical: torch.Tensor, numerical: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return self.encode(categorical, numerical, text)[0]
+
+    def encode(
+        self, categorical: torch.Tensor, numerical: torch.Tensor, text: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(item embedding, input representation)``: the second is what the first dense layer reads (the
+        categorical and numerical embeddings and the text projections, concatenated)."""
         parts = [self.categorical(categorical), self.numerical(numerical)]
         parts += [proj(text[:, i].float()) for i, proj in enumerate(self.text)]
-        return F.normalize(self.projection(self.dense(torch.cat(parts, dim=-1))), dim=-1)
+        x = torch.cat(parts, dim=-1)
+        return F.normalize(self.projection(self.dense(x)), dim=-1), x

@@ -25,6 +25,20 @@ class ServingParams(Section):
     )
     # added to popularity_score (0..1) before the log, so an item not sold in the window stays finite
     prior_floor: float = Field(gt=0, le=1)
+    # an item never sold before the cutoff has no popularity to measure: with the prior on, it takes this
+    # quantile of the sold items' popularity_score instead of 0 (null = off: log(prior_floor))
+    new_item_quantile: float | None = extension(
+        "never-sold items take this quantile of the sold items' popularity in the prior (null = off)",
+        ge=0,
+        le=1,
+    )
+    # + repurchase_boost x temperature x log(1 + times bought) for the items in the user's history (the
+    # user tower's last <= 50 purchases); in logits (cosine / temperature), repurchase_boost x log(1 + n)
+    repurchase_boost: float = extension(
+        "serving score + boost x temperature x log(1 + times the user bought the item), over the user's "
+        "history (0 = off)",
+        ge=0,
+    )
 
 
 class ExportParams(Section):

@@ -24,8 +24,13 @@ class ModelParams(Section):
     embedding_dim: int = contract_ref("dc003:architecture.embedding_dim", gt=0)
     max_history: int = contract_ref("dc003:user_tower.sequence_encoder.max_sequence_length", gt=0)
     feedforward_dim: int = contract_ref("dc003:user_tower.sequence_encoder.feedforward_dim", gt=0)
-    # item categoricals whose embeddings are added to each history item's id embedding (d_model wide)
+    # item categoricals whose embeddings are added to each history token (d_model wide)
     history_item_features: list[str]
+    # history tokens are made from the item tower's embedding of each purchased item (the contract leaves
+    # "history token" open: contracts/dc003.yaml clarifications); this adds a learned item-id embedding
+    history_item_id: bool = extension(
+        "each history token also adds a learned embedding of the item id (collaborative, no content)"
+    )
     # item categorical that defines "category" for phase 3 (alignment loss, hard-negative diversity)
     # and for the per-epoch category distribution
     category_feature: str
@@ -87,6 +92,9 @@ class Phase2Params(PhaseParams):
     )
     distillation_temperature: float = Field(gt=0)
     distillation_teacher: AlsParams
+    history_weight: float = extension(
+        "phase 2 loss + weight x the same InfoNCE on the history encoder's output alone (0 = off)", ge=0
+    )
 
 
 class Phase3Params(PhaseParams):

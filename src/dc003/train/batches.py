@@ -134,10 +134,17 @@ class ItemTable:
 
 
 def user_features(
-    data: TrainingData, feats: SplitFeatures, rows: np.ndarray, max_len: int, device: torch.device
+    data: TrainingData,
+    feats: SplitFeatures,
+    rows: np.ndarray,
+    max_len: int,
+    device: torch.device,
+    window: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> UserFeatures:
+    """The user tower's inputs for interaction ``rows``; ``window``: their :func:`history_window`, when
+    the caller has it already."""
     users = data.user[rows]
-    hist, pad = history_window(data, rows, max_len)
+    hist, pad = history_window(data, rows, max_len) if window is None else window
     return UserFeatures(
         categorical=torch.from_numpy(feats.user_cat[users]).to(device),
         numerical=torch.from_numpy(feats.user_num[users]).to(device),

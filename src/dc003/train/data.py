@@ -65,6 +65,11 @@ class TrainingData:
     def rows(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.split == SPLIT_CODES[split])
 
+    def never_sold(self, split: str) -> np.ndarray:
+        """``(I,)`` bool: items with no interaction before ``split``'s cutoff (point in time)."""
+        before = self.day < self.cutoffs[split]
+        return np.bincount(self.item[before], minlength=self.n_items)[: self.n_items] == 0
+
     def item_arrays(self, split: str, period: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """``(item_cat, item_num)`` as of ``split``'s cutoff (train: as of the start of week ``period``)."""
         if split == "train":

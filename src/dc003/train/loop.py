@@ -97,6 +97,9 @@ def train_phase(
 ) -> PhaseResult:
     model.to(device)
     model.objective = recipe.objective
+    model.history_weight = recipe.history_weight
+    # the training-only history head learns only in a phase whose objective reads it
+    model.history_head.requires_grad_(bool(recipe.history_weight))
     model.train()
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
@@ -239,6 +242,8 @@ def train_phase(
     result.grad_stats = grads.summary()
     result.optimizer_state = optimizer.state_dict()
     model.objective = None
+    model.history_weight = 0.0
+    model.history_head.requires_grad_(True)
     return result
 
 

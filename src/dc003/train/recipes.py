@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from dc003.model.two_tower import ItemFeatures, Objective, UserFeatures
-from dc003.train.batches import ItemTable, basket_ids, epoch_order, user_features
+from dc003.train.batches import ItemTable, basket_ids, epoch_order, history_window, user_features
 from dc003.train.data import TrainingData
 
 Batch = tuple[UserFeatures, ItemFeatures, dict[str, torch.Tensor]]
@@ -30,6 +30,7 @@ class Recipe:
     max_len: int
     device: torch.device
     objective: Objective
+    history_weight: float = 0.0  # + weight x the objective on the history encoder alone (TwoTowerModel)
 
     baskets: dict[str, np.ndarray] = field(init=False)
 
@@ -54,19 +55,26 @@ class Recipe:
 
     def batch(self, split: str, positions: np.ndarray, rng: np.random.Generator) -> Batch:
         """Towers' inputs for the examples at ``positions``: one user row per basket, one item row per
-        distinct item, with ``user_rows`` / ``item_rows`` expanding them back per example / item slot."""
+        distinct item (candidates and history items alike), with ``user_rows`` / ``item_rows`` expanding
+        them back per example / candidate slot and ``history_rows`` pointing each history item at its row."""
         rows = self.examples[split][positions]
         _, first, user_rows = np.unique(
             self.baskets[split][positions], return_index=True, return_inverse=True
         )
-        users = user_features(self.data, self.data.features[split], rows[first], self.max_len, self.device)
+        hist, pad = history_window(self.data, rows[first], self.max_len)
+        users = user_features(
+            self.data, self.data.features[split], rows[first], self.max_len, self.device, (hist, pad)
+        )
         extra, labels = self.extra_items(split, positions, rows, rng)
         item_ids = np.concatenate([self.data.item[rows], extra])
-        distinct, item_rows = np.unique(item_ids, return_inverse=True)
+        distinct, inverse = np.unique(np.concatenate([item_ids, hist[~pad]]), return_inverse=True)
+        history_rows = np.zeros(hist.shape, dtype=np.int64)  # padded slots: row 0, masked in attention
+        history_rows[~pad] = inverse[item_ids.size :]
         labels["users"] = torch.from_numpy(self.data.user[rows]).to(self.device)
         labels["items"] = torch.from_numpy(item_ids).to(self.device)
         labels["user_rows"] = torch.from_numpy(user_rows).to(self.device)
-        labels["item_rows"] = torch.from_numpy(item_rows).to(self.device)
+        labels["item_rows"] = torch.from_numpy(inverse[: item_ids.size]).to(self.device)
+        labels["history_rows"] = torch.from_numpy(history_rows).to(self.device)
         return users, self.table(split, rows).take(distinct), labels
 
     def extra_items(

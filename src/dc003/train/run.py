@@ -346,6 +346,7 @@ def run_phase_2(
         ),
         log_q=_in_batch_log_q(data, examples["train"]),
         shared_negatives=params.random_negatives,
+        history_weight=params.history_weight,
         teacher=teacher_item_factors(data, params.distillation_teacher, seed)
         if params.distillation_weight
         else None,

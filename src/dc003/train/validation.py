@@ -57,8 +57,18 @@ def embed_items(model: TwoTowerModel, table: ItemTable) -> np.ndarray:
 
 @torch.no_grad()
 def embed_users(
-    model: TwoTowerModel, data: TrainingData, split: str, rows: np.ndarray, max_len: int, device: torch.device
+    model: TwoTowerModel,
+    data: TrainingData,
+    split: str,
+    rows: np.ndarray,
+    max_len: int,
+    device: torch.device,
+    table: ItemTable | None = None,
 ) -> np.ndarray:
+    """User embeddings for interaction ``rows`` of ``split``. History tokens are made from the catalogue as
+    of the same split (``table``, built here when not given), stored in the model first
+    (:meth:`TwoTowerModel.set_item_tokens`)."""
+    model.set_item_tokens((table or ItemTable.build(data, split, device)).features)
     lengths = np.minimum(data.hist_end[rows] - data.hist_start[rows], max_len)
     order = np.argsort(lengths, kind="stable")  # similar lengths together: little padding
     out = np.empty((rows.size, model.config.embedding_dim), dtype=np.float32)
@@ -90,7 +100,7 @@ def retrieval_metrics(
     model.eval()
     try:
         items = embed_items(model, table)
-        users = embed_users(model, data, rset.split, rset.query_rows, max_len, device)
+        users = embed_users(model, data, rset.split, rset.query_rows, max_len, device, table)
     finally:
         model.train(was_training)
     top = top_k_scores(users, items, K_RECALL)
@@ -144,9 +154,7 @@ def validation_loss(model: TwoTowerModel, recipe: Recipe, batch_size: int, seed:
     try:
         for pos in recipe.order("val", batch_size, rng):
             users, items, labels = recipe.batch("val", pos, rng)
-            loss = model.compute_loss(
-                model.get_user_embeddings(users), model.get_item_embeddings(items), labels
-            )
+            loss = model.compute_loss(*model.encode(users, items, labels), labels)
             total += float(loss) * pos.size
             count += pos.size
     finally:
