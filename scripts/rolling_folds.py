@@ -112,7 +112,25 @@ def run_fold(fold: Any, raw_dir: Path, work: Path, cache: Path, params: Any) -> 
         },
         "popularity_tiers": results["setup"].get("popularity_tiers"),
         "paired": results["paired"],
+        "val_chosen": {
+            name: val_choice(results["serving_sweep"], name) for name in results["serving_sweep"]["knobs"]
+        },
         "seconds": {k: round(v, 1) for k, v in timings.items()},
+    }
+
+
+def val_choice(sweep: dict[str, Any], name: str) -> dict[str, Any]:
+    """The value of serving knob ``name`` that gives the best recall@50 on the fold's val week (the first
+    in grid order among equals), and the fold's test week at it: what choosing the knob on each fold's
+    own val week would serve (the other knobs at the run's values)."""
+    val, test = sweep["knobs"][name]["val"], sweep["knobs"][name]["test"]
+    best = max(range(len(val)), key=lambda i: (val[i]["recall_50"] or 0.0, -i))
+    return {
+        "value": val[best][name],
+        "val_recall_50": val[best]["recall_50"],
+        "test_recall_50": test[best]["recall_50"],
+        "test_ndcg_10": test[best]["ndcg_10"],
+        "run_value": sweep["chosen"][name],
     }
 
 
@@ -160,6 +178,15 @@ def markdown(report: dict[str, Any]) -> str:
                              else f"{d['difference']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]")  # fmt: skip
             agg = _mean_std(metrics.get("recall_50", {}), "+")
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {agg} |")
+        lines.append("")
+    chosen = [f.get("val_chosen") for f in folds]
+    if all(chosen):
+        title = "## Serving knobs chosen on each fold's val week (two-tower test recall@50 at that value)"
+        lines += [title, "", *header]
+        for name in chosen[0]:
+            cells = [f"{c[name]['value']} -> {c[name]['test_recall_50']:.4f}" for c in chosen]
+            tests = [c[name]["test_recall_50"] for c in chosen]
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {sum(tests) / len(tests):.4f} |")
         lines.append("")
     segments = report.get("segment_summary")
     if segments:
