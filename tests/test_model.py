@@ -180,10 +180,12 @@ def test_history_tokens_are_the_item_towers_view_of_each_item() -> None:
     assert not torch.allclose(a, c, atol=1e-4)
 
 
-def test_stored_tokens_reproduce_the_training_path() -> None:
-    """What serving reads (the stored catalogue tokens) is what training computes in the batch: the same
-    user embedding, in eval mode, from history rows into the batch's item table."""
-    model = TwoTowerModel(tiny_config()).eval()
+@pytest.mark.parametrize("residual", [False, True])
+def test_stored_tokens_reproduce_the_training_path(residual: bool) -> None:
+    """What serving reads (the stored catalogue tokens and embeddings) is what training computes in the
+    batch: the same user embedding, in eval mode, from history rows into the batch's item table."""
+    model = TwoTowerModel(tiny_config(history_residual=residual)).eval()
+    assert (model.user_tower.residual_scale is not None) == residual
     catalogue = _items(30)
     users = _users(4, 6)
     picked = torch.tensor([4, 9, 11, 17, 23, 2, 29])  # the batch's distinct items, any order
@@ -197,6 +199,28 @@ def test_stored_tokens_reproduce_the_training_path() -> None:
         model.set_item_tokens(catalogue)
         served = model.get_user_embeddings(users)
     assert torch.allclose(trained, served, atol=1e-5)
+
+
+def test_residual_path_pulls_the_user_towards_the_purchased_items() -> None:
+    """With the history residual, the user embedding adds the normalised sum of the purchased items'
+    embeddings: with a large learned scale it is that direction; an empty history adds nothing."""
+    model = TwoTowerModel(tiny_config(history_residual=True)).eval()
+    catalogue = _items(30)
+    model.set_item_tokens(catalogue)
+    users = _users(3, 4)._replace(
+        history_padding=torch.tensor([[False] * 4, [False, True, True, True], [True] * 4])
+    )
+    with torch.no_grad():
+        plain = model.get_user_embeddings(users)
+        model.user_tower.residual_scale.fill_(1e4)
+        pulled = model.get_user_embeddings(users)
+        items = model.get_item_embeddings(catalogue)
+    for row in (0, 1):
+        bought = users.history[row][~users.history_padding[row]]
+        direction = torch.nn.functional.normalize(items[bought].sum(0), dim=0)
+        assert float(pulled[row] @ direction) > 0.999
+        assert float(plain[row] @ direction) < 0.99
+    assert torch.allclose(pulled[2], plain[2], atol=1e-6)  # no purchase, no pull
 
 
 def test_history_gradients_reach_the_item_tower() -> None:

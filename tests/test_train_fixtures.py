@@ -145,6 +145,7 @@ def model_params(**overrides: object):  # type: ignore[no-untyped-def]
         "feedforward_dim": 256,
         "history_item_features": ["product_group_name", "section_name"],
         "history_item_id": False,
+        "history_residual": False,
         "category_feature": "product_group_name",
         **overrides,
     }
@@ -157,7 +158,7 @@ def contracts():  # type: ignore[no-untyped-def]
     return load_dc003(REPO / "contracts/dc003.yaml"), load_dc002(REPO / "contracts/dc002.yaml")
 
 
-def tiny_config(n_items: int = N_ITEMS):  # type: ignore[no-untyped-def]
+def tiny_config(n_items: int = N_ITEMS, **model_overrides: object):  # type: ignore[no-untyped-def]
     from dc003.model.config import NumericStats, resolve_model_config
 
     dc003, dc002 = contracts()
@@ -165,4 +166,4 @@ def tiny_config(n_items: int = N_ITEMS):  # type: ignore[no-untyped-def]
         n.name: NumericStats(min=0.0, max=10.0, mean=2.0, std=3.0, log_min=0.0, log_max=2.4)
         for n in dc002.compatibility.numerical
     }
-    return resolve_model_config(dc003, dc002, model_params(), n_items=n_items, stats=stats)
+    return resolve_model_config(dc003, dc002, model_params(**model_overrides), n_items=n_items, stats=stats)

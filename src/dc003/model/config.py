@@ -85,6 +85,9 @@ class SequenceSpec(Declared):
     item_attributes: list[CategoricalSpec]  # item categoricals looked up for each history item
     item_dim: int = Field(gt=0)  # width of the token features: item embedding + item tower input width
     item_id_embedding: bool = False  # also a learned embedding per item id (collaborative, no content)
+    # > 0: the first residual_dim token features are the item embedding, and the user embedding adds a
+    # learned multiple of the normalised sum of the history items' embeddings before its final normalisation
+    residual_dim: int = Field(default=0, ge=0)
 
 
 class UserTowerConfig(Declared):
@@ -255,6 +258,7 @@ def resolve_model_config(
         item_attributes=[a.model_copy(update={"embedding_dim": seq.d_model}) for a in attrs],
         item_dim=params.embedding_dim + item_input_width,
         item_id_embedding=params.history_item_id,
+        residual_dim=params.embedding_dim if params.history_residual else 0,
     )
     user = UserTowerConfig(
         categorical=[categorical(n, "user_tower") for n in ut.categorical_embeddings],

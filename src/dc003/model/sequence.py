@@ -68,6 +68,7 @@ class _EncoderLayer(nn.Module):
 class HistoryEncoder(nn.Module):
     item_attributes: torch.Tensor
     item_tokens: torch.Tensor
+    item_residuals: torch.Tensor
 
     def __init__(self, spec: SequenceSpec, *, output_bias: bool = True) -> None:
         super().__init__()
@@ -79,6 +80,9 @@ class HistoryEncoder(nn.Module):
         # outside the catalogue) is the projection's bias
         self.register_buffer("item_tokens", torch.zeros(spec.n_items + 1, d))
         self.item_embedding = nn.Embedding(spec.n_items + 1, d) if spec.item_id_embedding else None
+        # the residual path: the catalogue's item embeddings (the first residual_dim token features)
+        self.residual_dim = spec.residual_dim
+        self.register_buffer("item_residuals", torch.zeros(spec.n_items + 1, spec.residual_dim))
         self.attribute_embeddings = nn.ModuleList(nn.Embedding(a.vocab_size, d) for a in spec.item_attributes)
         # the catalogue's attribute indices per item id: data, not architecture, so a buffer (saved in the
         # state dict) filled by set_item_attributes; the extra last row is the unknown bucket
@@ -113,6 +117,7 @@ class HistoryEncoder(nn.Module):
             raise ValueError(f"item token features must be {shape}")
         self.item_tokens[: self.n_items] = self.item_projection(features.float())
         self.item_tokens[self.n_items] = self.item_projection.bias
+        self.item_residuals[: self.n_items] = features[:, : self.residual_dim].float()
 
     def forward(
         self, items: torch.Tensor, padding: torch.Tensor, vectors: torch.Tensor | None = None
@@ -145,3 +150,20 @@ class HistoryEncoder(nn.Module):
         for i, layer in enumerate(self.layers):
             x = layer(x, mask, cls_only=i == last)
         return self.norm(x[:, 0])
+
+    def residual(
+        self, items: torch.Tensor, padding: torch.Tensor, vectors: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``(B, residual_dim)``: the L2-normalised sum of the history items' embeddings (zero for an empty
+        history); ``vectors`` as in :meth:`forward`."""
+        b, length = items.shape
+        if not length:
+            return torch.zeros(b, self.residual_dim, device=items.device)
+        if vectors is None:
+            ids = items.long()
+            ids = torch.where((ids >= 0) & (ids < self.n_items), ids, torch.full_like(ids, self.n_items))
+            emb = self.item_residuals[ids]
+        else:
+            emb = vectors[..., : self.residual_dim]
+        keep = (~padding.bool()).to(emb.dtype)[..., None]
+        return F.normalize((emb * keep).sum(dim=1), dim=-1)

@@ -18,6 +18,8 @@ from dc003.model.config import ItemTowerConfig, UserTowerConfig
 from dc003.model.layers import CategoricalEncoder, NumericEncoder, dense_stack
 from dc003.model.sequence import HistoryEncoder
 
+RESIDUAL_INIT = 1.0
+
 
 class UserTower(nn.Module):
     def __init__(self, config: UserTowerConfig) -> None:
@@ -32,6 +34,10 @@ class UserTower(nn.Module):
         assert width == config.input_width()
         self.dense = dense_stack(width, config.dense)
         self.projection = dense_stack(config.dense[-1].units, config.projection)
+        # the skip path from the purchases (params model.history_residual): its weight is learned
+        self.residual_scale = (
+            nn.Parameter(torch.tensor(float(RESIDUAL_INIT))) if config.sequence.residual_dim else None
+        )
 
     def forward(
         self,
@@ -56,7 +62,10 @@ class UserTower(nn.Module):
         """``(user embedding, pooled history vector)``: the second is the history encoder's output."""
         pooled = self.history(history, history_padding, history_vectors)
         x = torch.cat([self.categorical(categorical), self.numerical(numerical), pooled], dim=-1)
-        return F.normalize(self.projection(self.dense(x)), dim=-1), pooled
+        out = self.projection(self.dense(x))
+        if self.residual_scale is not None:
+            out = out + self.residual_scale * self.history.residual(history, history_padding, history_vectors)
+        return F.normalize(out, dim=-1), pooled
 
 
 class ItemTower(nn.Module):

@@ -31,6 +31,12 @@ class ModelParams(Section):
     history_item_id: bool = extension(
         "each history token also adds a learned embedding of the item id (collaborative, no content)"
     )
+    # the user embedding adds a learned multiple of the normalised sum of the history items' item-tower
+    # embeddings before its final normalisation (a skip path from the purchases to the output)
+    history_residual: bool = extension(
+        "user embedding = normalise(projection head output + scale x normalised sum of the history items' "
+        "embeddings)"
+    )
     # item categorical that defines "category" for phase 3 (alignment loss, hard-negative diversity)
     # and for the per-epoch category distribution
     category_feature: str

@@ -64,6 +64,9 @@ class PhaseResult:
     steps: int = 0
     step_losses_head: float = math.nan
     step_losses_tail: float = math.nan
+    # a one-epoch phase: the phase objective on the val examples before its first step (its loss trend is
+    # then judged on the same examples before and after, not on two different sets of batches)
+    initial_val_loss: float | None = None
     optimizer_state: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -125,6 +128,8 @@ def train_phase(
     )
 
     start_epoch, step = 0, 0
+    if settings.epochs == 1:  # nothing to resume inside a single epoch
+        result.initial_val_loss = validate(model).get("val/loss")
     state = resume.load() if resume is not None else None
     if state is not None:
         model.load_state_dict(state["model"])

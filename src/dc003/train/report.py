@@ -99,7 +99,10 @@ def architecture_report(
     trends: dict[str, list[float]] = {}
     for h in history:
         losses = [float(e["train/epoch_loss"]) for e in h["epochs"]]
-        if len(losses) < 2:  # one epoch: compare the first and last tenth of its steps instead
+        if len(losses) < 2 and h.get("initial_val_loss") is not None and "val/loss" in h["epochs"][-1]:
+            # one epoch: the objective on the same val examples before and after it
+            losses = [float(h["initial_val_loss"]), float(h["epochs"][-1]["val/loss"])]
+        elif len(losses) < 2:  # no val examples: the first and last tenth of its steps
             losses = [float(h["step_loss_head"]), float(h["step_loss_tail"])]
         trends[h["phase"]] = losses
     speeds = {h["phase"]: h["samples_per_s"] for h in history}

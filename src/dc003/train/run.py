@@ -197,6 +197,7 @@ def _write_phase(
         "samples_per_s": round(result.samples_per_s, 1),
         "step_loss_head": result.step_losses_head,
         "step_loss_tail": result.step_losses_tail,
+        "initial_val_loss": result.initial_val_loss,
         "epochs": result.epochs,
         "final": result.epochs[-1] if result.epochs else {},
         "popularity_baseline_val": popularity_baseline(data, retrieval_set(data, "val")),
