@@ -198,6 +198,11 @@ def test_model_card_lists_every_model_and_each_contract_threshold(outputs: tuple
     ext = [line for line in training.splitlines() if "beyond the contract" in line]
     assert len(ext) == 1 and "`phase_2.distillation_weight` = 0.5" in ext[0]
     assert training.index("phase_2:") < training.index(ext[0]) < training.index("phase_3:")
+    # the architecture and serving extensions of this run, from the checkpoint and the evaluation setup
+    architecture = card.split("## Architecture")[1].split("- Training:")[0]
+    assert "- History token: a linear map of the item tower's embedding" in architecture
+    assert "history_residual" not in architecture  # the tiny model runs without the skip path
+    assert "`serving.popularity_prior` = 0.5" in architecture and "repurchase_boost" not in architecture
 
 
 def test_two_tower_ranks_by_cosine_plus_the_popularity_prior(tiny_run: Path) -> None:

@@ -127,6 +127,7 @@ def render_model_card(results: dict[str, Any], ctx: CardContext) -> str:
         f"training temperature {cfg.get('temperature')})"
         + (f" plus a popularity prior of strength {pr:g} at serving" if (pr := setup_prior(results)) else "")
         + f", EMA decay {cfg.get('ema_decay')}.",
+        *_architecture_extension_lines(cfg, setup),
     ]
     phases = ctx.training.get("phases", [])
     if phases:
@@ -296,6 +297,35 @@ def _sweep_lines(sweep: dict[str, Any] | None) -> list[str]:
             mark = " (this run)" if value == sweep["chosen"][name] else ""
             rows.append([f"{shown}{mark}"] + [_f(r[k]) for r in (v, t) for k in keys])
         lines += ["", f"#### {title}", "", text.format(floor=sweep["floor"]), "", *_table(header, rows)]
+    return lines
+
+
+def _architecture_extension_lines(cfg: dict[str, Any], setup: dict[str, Any]) -> list[str]:
+    """What the checkpoint's architecture and the serving score add to the contract (``params check``'s
+    ``model`` and ``serving`` extensions), read from the checkpoint's config and the evaluation's setup."""
+    seq = cfg.get("user_tower", {}).get("sequence", {})
+    lines = [
+        "- History token: a linear map of the item tower's embedding and input representation of the "
+        "purchased item, plus its recency position (contracts/dc003.yaml clarifications)"
+        + (", plus an item-id embedding (`model.history_item_id`)" if seq.get("item_id_embedding") else "")
+        + "."
+    ]
+    if seq.get("residual_dim"):
+        lines.append(
+            "- beyond the contract: `model.history_residual`: the user embedding adds a learned multiple of "
+            "the normalised sum of the purchased items' embeddings before its final normalisation."
+        )
+    knobs = [
+        f"`serving.{k}` = {setup[k]}"
+        for k in ("popularity_prior", "new_item_quantile", "repurchase_boost")
+        if setup.get(k) not in (None, 0, 0.0)
+    ]
+    if knobs:
+        lines.append(
+            "- beyond the contract, at serving (chosen on the val week, tables below): "
+            + ", ".join(knobs)
+            + "."
+        )
     return lines
 
 
