@@ -127,7 +127,7 @@ def _model_embeddings(checkpoint: Path, dataset: Path, text: Path) -> dict[str, 
     from dc003.text.embed import load_item_text
     from dc003.train.batches import ItemTable
     from dc003.train.data import load_training_data
-    from dc003.train.validation import embed_items, embed_users, retrieval_set
+    from dc003.train.validation import retrieval_set, stored_token_user_embeddings
 
     model, _ = load_model(checkpoint)
     model.eval()
@@ -137,9 +137,11 @@ def _model_embeddings(checkpoint: Path, dataset: Path, text: Path) -> dict[str, 
     max_len = model.config.user_tower.sequence.max_len
     ids = pl.read_parquet(dataset / "users_test.parquet", columns=["user_idx", "customer_id"])
     ids = ids.sort("user_idx")
+    items = model.set_item_tokens(ItemTable.build(data, "test", cpu).features)
+    users = stored_token_user_embeddings(model, data, "test", buyers.query_rows, max_len, cpu)
     return {
-        "items": embed_items(model, ItemTable.build(data, "test", cpu)).astype(np.float64),
-        "users": embed_users(model, data, "test", buyers.query_rows, max_len, cpu).astype(np.float64),
+        "items": items.astype(np.float64),
+        "users": users.astype(np.float64),
         "customer_ids": [ids["customer_id"][int(u)] for u in buyers.users],
     }
 

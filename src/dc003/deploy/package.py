@@ -141,7 +141,7 @@ def run_export(
     from dc003.text.embed import load_item_text
     from dc003.train.batches import ItemTable
     from dc003.train.data import load_training_data
-    from dc003.train.validation import embed_users, retrieval_set
+    from dc003.train.validation import retrieval_set, stored_token_user_embeddings
 
     started = time.perf_counter()
     torch.set_num_threads(1)
@@ -177,7 +177,7 @@ def run_export(
 
     # PyTorch reference on the test users and the whole catalogue
     rset = retrieval_set(data, SERVING_SPLIT)
-    ref_users = embed_users(model, data, SERVING_SPLIT, rset.query_rows, max_len, cpu, table)
+    ref_users = stored_token_user_embeddings(model, data, SERVING_SPLIT, rset.query_rows, max_len, cpu)
     catalogue = (feats.item_cat, feats.item_num, data.item_text)
     test_users = users.rows(rset.users)
 

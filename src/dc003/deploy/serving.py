@@ -164,21 +164,21 @@ class Recommender:
         row = self.customers.get(customer_id)
         return (self.users.cold() if row is None else self.users.rows(np.array([row]))), row is None
 
+    def _embed(self, table: UserTable) -> np.ndarray:
+        return embed_users(
+            self.session, table.categorical, table.numerical, table.history, table.history_length
+        )
+
     def embed(self, customer_id: str) -> tuple[np.ndarray, bool]:
         """``(1, dim)`` embedding and whether the customer took the cold-start path (unknown id)."""
         table, cold = self._table(customer_id)
-        emb = embed_users(
-            self.session, table.categorical, table.numerical, table.history, table.history_length
-        )
-        return emb, cold
+        return self._embed(table), cold
 
     def recommend(self, customer_id: str, k: int = 50) -> Recommendation:
         from dc003.deploy.retrieval import repurchase_bonus, search
 
         table, cold = self._table(customer_id)
-        emb = embed_users(
-            self.session, table.categorical, table.numerical, table.history, table.history_length
-        )
+        emb = self._embed(table)
         bonus = repurchase_bonus(
             table.history, table.history_length, self.index.ntotal, self.repurchase_boost, self.temperature
         )

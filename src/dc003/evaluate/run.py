@@ -150,15 +150,14 @@ def _embeddings(
     import torch
 
     from dc003.train.batches import ItemTable
-    from dc003.train.validation import embed_items, embed_users
+    from dc003.train.validation import stored_token_user_embeddings
 
     device = torch.device("cpu")
     model.eval()
     table = ItemTable.build(data, rset.split, device)
-    items = embed_items(model, table)
-    users = embed_users(
-        model, data, rset.split, rset.query_rows, model.config.user_tower.sequence.max_len, device, table
-    )
+    items = model.set_item_tokens(table.features)
+    max_len = model.config.user_tower.sequence.max_len
+    users = stored_token_user_embeddings(model, data, rset.split, rset.query_rows, max_len, device)
     return np.asarray(users), np.asarray(items), table.features.numerical.cpu().numpy()
 
 
@@ -175,22 +174,21 @@ def history_truncation(
 
     from dc003.evaluate.metrics import ndcg_at_k, recall_at_k
     from dc003.evaluate.ranking import top_k_scores
-    from dc003.evaluate.segments import K
-    from dc003.train.batches import ItemTable
-    from dc003.train.validation import RetrievalSet, embed_items, embed_users, retrieval_set
+    from dc003.evaluate.segments import K, segments_before
+    from dc003.train.validation import RetrievalSet, retrieval_set, stored_token_user_embeddings
 
     full = retrieval_set(data, "test")
-    n_before = np.bincount(data.user[data.day < data.cutoffs["test"]], minlength=data.n_users)
-    keep = np.flatnonzero(n_before[full.users] >= min_purchases)
+    cutoff = data.cutoffs["test"]
+    segs = segments_before(
+        data.user, data.item, data.day, cutoff_day=cutoff, users=full.users, n_items=data.n_items
+    )
+    assert segs.user_purchases is not None
+    keep = np.flatnonzero(segs.user_purchases >= min_purchases)
     rset = RetrievalSet("test", full.query_rows[keep], full.users[keep], [full.truth[i] for i in keep])
-    device = torch.device("cpu")
-    model.eval()
-    table = ItemTable.build(data, "test", device)
-    items = embed_items(model, table)
-    numerical = table.features.numerical.cpu().numpy()
+    _, items, numerical = _embeddings(model, data, rset)  # stores the test catalogue's history tokens
     rows = []
     for seen in TRUNCATION:
-        users = embed_users(model, data, "test", rset.query_rows, seen, device, table)
+        users = stored_token_user_embeddings(model, data, "test", rset.query_rows, seen, torch.device("cpu"))
         queries, vecs, bonus = serving_vectors(model, data, rset, users, items, numerical, serving, seen)
         top = top_k_scores(queries, vecs, K, bonus=bonus)
         rows.append({

@@ -45,11 +45,9 @@ class UserTower(nn.Module):
         numerical: torch.Tensor,
         history: torch.Tensor,
         history_padding: torch.Tensor,
-        history_vectors: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``history_vectors``: the history items' token features from the item tower in the same forward
-        pass (training); ``None`` (eval, export, serving) reads the catalogue's stored tokens."""
-        return self.encode(categorical, numerical, history, history_padding, history_vectors)[0]
+        """The user embedding from the catalogue's stored history tokens (eval, export, serving)."""
+        return self.encode(categorical, numerical, history, history_padding)[0]
 
     def encode(
         self,
@@ -59,7 +57,9 @@ class UserTower(nn.Module):
         history_padding: torch.Tensor,
         history_vectors: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(user embedding, pooled history vector)``: the second is the history encoder's output."""
+        """``(user embedding, pooled history vector)``: the second is the history encoder's output.
+        ``history_vectors``: the history items' token features from the item tower in the same forward pass
+        (training); ``None`` reads the catalogue's stored tokens."""
         pooled = self.history(history, history_padding, history_vectors)
         x = torch.cat([self.categorical(categorical), self.numerical(numerical), pooled], dim=-1)
         out = self.projection(self.dense(x))

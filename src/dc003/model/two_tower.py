@@ -57,7 +57,7 @@ class TwoTowerModel(nn.Module):
         self.history_weight = 0.0
 
     def get_user_embeddings(self, user_features: UserFeatures) -> torch.Tensor:
-        """From the catalogue's stored item embeddings (:meth:`set_item_vectors` first)."""
+        """From the catalogue's stored history tokens (:meth:`set_item_tokens` first)."""
         return self.user_tower(*user_features)
 
     def get_item_embeddings(self, item_features: ItemFeatures) -> torch.Tensor:

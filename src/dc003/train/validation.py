@@ -55,7 +55,6 @@ def embed_items(model: TwoTowerModel, table: ItemTable) -> np.ndarray:
     return torch.cat(out).float().cpu().numpy()
 
 
-@torch.no_grad()
 def embed_users(
     model: TwoTowerModel,
     data: TrainingData,
@@ -65,10 +64,19 @@ def embed_users(
     device: torch.device,
     table: ItemTable | None = None,
 ) -> np.ndarray:
-    """User embeddings for interaction ``rows`` of ``split``. History tokens are made from the catalogue as
-    of the same split (``table``, built here when not given), stored in the model first
-    (:meth:`TwoTowerModel.set_item_tokens`)."""
+    """User embeddings for interaction ``rows`` of ``split``: the history tokens of the catalogue as of the
+    split (``table``, built here when not given) are stored first (:meth:`TwoTowerModel.set_item_tokens`,
+    which also returns the item embeddings, for a caller that needs both)."""
     model.set_item_tokens((table or ItemTable.build(data, split, device)).features)
+    return stored_token_user_embeddings(model, data, split, rows, max_len, device)
+
+
+@torch.no_grad()
+def stored_token_user_embeddings(
+    model: TwoTowerModel, data: TrainingData, split: str, rows: np.ndarray, max_len: int, device: torch.device
+) -> np.ndarray:
+    """User embeddings for interaction ``rows`` from the history tokens the model holds now (stored for
+    ``split``'s catalogue by :meth:`TwoTowerModel.set_item_tokens`)."""
     lengths = np.minimum(data.hist_end[rows] - data.hist_start[rows], max_len)
     order = np.argsort(lengths, kind="stable")  # similar lengths together: little padding
     out = np.empty((rows.size, model.config.embedding_dim), dtype=np.float32)
@@ -99,8 +107,8 @@ def retrieval_metrics(
     was_training = model.training
     model.eval()
     try:
-        items = embed_items(model, table)
-        users = embed_users(model, data, rset.split, rset.query_rows, max_len, device, table)
+        items = model.set_item_tokens(table.features)
+        users = stored_token_user_embeddings(model, data, rset.split, rset.query_rows, max_len, device)
     finally:
         model.train(was_training)
     top = top_k_scores(users, items, K_RECALL)
