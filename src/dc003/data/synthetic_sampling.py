@@ -12,9 +12,9 @@ import numpy as np
 from dc003.data.synthetic_catalogue import Catalogue
 from dc003.data.synthetic_config import Calendar, SyntheticConfig
 from dc003.data.synthetic_customers import _CH2_IF_ONLINE, _CH2_IF_STORE, Customers
-from dc003.data.synthetic_taste import Taste
+from dc003.data.synthetic_taste import Taste, products
 
-_CELLS = 1 << 22  # logits computed per chunk (16 MiB of float32)
+_CELLS = 1 << 22  # logits computed per chunk (32 MiB of float64)
 _EXTRA_COPIES_P = 0.7  # extra copies of a row bought in quantity: geometric, mean 1/0.7
 _SATIATION_ROUNDS = 10
 _CANDIDATES = 4  # redraws per rejected row and round
@@ -111,9 +111,9 @@ def _pick_departments(
     """Department of each row: one softmax per visit, ``size`` draws from it."""
     n_dept = taste.dept.shape[1]
     width = _padded(n_dept)
-    dept_w = np.zeros((taste.dept.shape[0], width), dtype=np.float32)
+    dept_w = np.zeros((taste.dept.shape[0], width), dtype=np.float64)
     dept_w[:, :n_dept] = taste.dept
-    mass = np.full((taste.log_mass.shape[0], width), -np.inf, dtype=np.float32)
+    mass = np.full((taste.log_mass.shape[0], width), -np.inf, dtype=np.float64)
     mass[:, :n_dept] = taste.log_mass
     out = np.empty(int(size.sum()), dtype=np.int16)
     first_row = np.cumsum(size) - size
@@ -126,7 +126,7 @@ def _pick_departments(
         week_mass = mass[int(block[by_block[g0]])]
         for v0 in range(g0, g1, chunk):
             visits = by_block[v0 : min(g1, v0 + chunk)]
-            logits = taste.user[customer[visits]] @ dept_w
+            logits = products(taste.user[customer[visits]], dept_w)
             logits += week_mass
             k = size[visits]
             local = np.repeat(np.arange(visits.size), k)
@@ -170,14 +170,14 @@ def _pick_articles(
         hi = lo + int(np.searchsorted(released[lo : dept_start[c + 1]], b1 - 1, side="right"))
         items = by_dept[lo:hi]
         width = _padded(items.size)
-        w_items = np.zeros((taste.item.shape[0], width), dtype=np.float32)
+        w_items = np.zeros((taste.item.shape[0], width), dtype=np.float64)
         w_items[:, : items.size] = taste.item[:, items]
-        logw = np.full((b1 - b0, width), -np.inf, dtype=np.float32)
+        logw = np.full((b1 - b0, width), -np.inf, dtype=np.float64)
         logw[:, : items.size] = taste.log_weight[b0:b1, items]
         step = max(1, _CELLS // width)
         for r0 in range(g0, g1, step):
             rows = order[r0 : min(g1, r0 + step)]
-            logits = taste.user[customer[rows]] @ w_items
+            logits = products(taste.user[customer[rows]], w_items)
             logits += logw[0] if span == 1 else logw[block[rows] - b0]
             out[rows] = items[_draw(_softmax_weights(logits), np.arange(rows.size), u_all[rows])]
     return out

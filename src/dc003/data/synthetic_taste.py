@@ -18,6 +18,17 @@ _CALIBRATION_STEPS = 6
 _AGE_ANCHORS = np.array([16, 20, 24, 28, 33, 38, 44, 50, 57, 65, 75, 99])
 
 
+def products(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` in float64: every taste score that a draw, a stored weight or the oracle depends on.
+
+    OpenBLAS picks its kernels by CPU (and ``OPENBLAS_CORETYPE``); float32 kernels disagree in the last
+    bits (~1e-7), enough to move a few draws in a million, so another machine wrote other files. float64
+    kernels disagree by ~1e-16: a draw (a uniform against a cumulative weight) or a float32 rounding
+    then moves with probability ~1e-15 / ~1e-9 per value, so the files are the same bytes everywhere
+    (tests/test_synthetic_determinism.py varies the kernels and thread counts)."""
+    return np.asarray(a, dtype=np.float64) @ np.asarray(b, dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class Taste:
     user: np.ndarray  # (n_customers, d) float32 taste vectors
@@ -151,7 +162,7 @@ def _item_bias(sample: np.ndarray, item_t: np.ndarray) -> np.ndarray:
     from the popularity, lifecycle and novelty knobs, and taste decides who buys what."""
     out = np.empty(item_t.shape[1], dtype=np.float32)
     for i0 in range(0, item_t.shape[1], 8192):
-        logits = sample @ item_t[:, i0 : i0 + 8192]
+        logits = products(sample, item_t[:, i0 : i0 + 8192])
         top = logits.max(axis=0)
         out[i0 : i0 + 8192] = -(top + np.log(np.mean(np.exp(logits - top), axis=0)))
     return out
@@ -163,7 +174,7 @@ def _dept_bias(sample: np.ndarray, dept_t: np.ndarray, mass: np.ndarray) -> np.n
     bias = np.zeros(dept_t.shape[1])
     stocked = mass > 0
     target = mass[stocked] / mass.sum()
-    base = (sample @ dept_t).astype(np.float64)
+    base = products(sample, dept_t)
     with np.errstate(divide="ignore"):
         log_mass = np.log(mass)
     for _ in range(_CALIBRATION_STEPS):
