@@ -25,6 +25,7 @@ setup: $(STAMP)
 
 repro: setup
 	$(VENV)/bin/dvc repro
+	$(VENV)/bin/dvc push
 
 lint: setup
 	$(VENV)/bin/ruff check src tests pipeline scripts

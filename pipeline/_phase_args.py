@@ -45,11 +45,12 @@ def phase_paths(
 
 
 def report(summary: dict[str, object]) -> None:
-    final = summary["final"]
-    assert isinstance(final, dict)
+    final, speed = summary["final"], summary["speed"]
+    assert isinstance(final, dict) and isinstance(speed, dict)
     nan = float("nan")
     print(
-        f"{summary['phase']}: {summary['samples_per_s']} samples/s ({summary['precision']}, "
+        f"{summary['phase']}: {speed['samples_per_s']} samples/s in {speed['train_seconds']} s "
+        f"({summary['precision']}, "
         f"{summary['device']}); val recall@50 {final.get('val/recall_50', nan):.4f}, "
         f"ndcg@10 {final.get('val/ndcg_10', nan):.4f}, coverage@50 {final.get('val/coverage_50', nan):.4f}"
     )

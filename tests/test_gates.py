@@ -61,8 +61,11 @@ GOOD: dict[str, dict[str, Any]] = {
         "gradient_flow": {"ok": True},
         "output_shapes": {"ok": True},
         "loss_trend": {"ok": True, "improves_each_epoch": True},
-        "training_speed": {"phase_2_samples_per_s": 5200.0},
-        "gpu_memory": {"peak_percent": None},
+    },
+    "metrics/train/phase_2/speed.json": {
+        "device": {"name": "cpu", "cuda": False},
+        "samples_per_s": 5200.0,
+        "gpu_peak_memory_percent": None,
     },
 }
 
@@ -151,8 +154,8 @@ FAILURES = [
     ("convergence_rate", "reports/architecture_validation.json", "loss_trend.improves_each_epoch", False),
     (
         "training_speed",
-        "reports/architecture_validation.json",
-        "training_speed.phase_2_samples_per_s",
+        "metrics/train/phase_2/speed.json",
+        "samples_per_s",
         1000.0,
     ),
     ("onnx_conversion", "reports/export_report.json", "onnx_conversion.ok", False),

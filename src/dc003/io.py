@@ -13,6 +13,18 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def usual_mode(path: str | os.PathLike[str], *, directory: bool = False) -> None:
+    """Give a file (0666) or directory (0777) made by ``tempfile`` (0600 / 0700) the mode the user's umask
+    gives a plain ``open`` (usually 0644 / 0755), so a teammate or a CI artifact step can read it."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
@@ -23,6 +35,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if tmp.exists():
+            usual_mode(tmp)
         os.replace(tmp, target)
     finally:
         if tmp.exists():

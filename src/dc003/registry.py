@@ -19,7 +19,7 @@ from typing import Any
 from dc003.contracts.base import Declared
 from dc003.errors import Dc003Error
 from dc003.gates.check import GatesReport
-from dc003.io import read_json, sha256_file, write_json
+from dc003.io import read_json, sha256_file, usual_mode, write_json
 
 
 class RegisteredFile(Declared):
@@ -95,6 +95,7 @@ def promote(
     dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
     registry.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=registry))
+    usual_mode(staging, directory=True)
     try:
         stored: list[RegisteredFile] = []
         for f, sha in hashed:

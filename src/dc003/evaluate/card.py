@@ -141,7 +141,7 @@ def render_model_card(results: dict[str, Any], ctx: CardContext) -> str:
             lines.append(
                 f"  - {p['phase']}: {len(p.get('epochs', []))} epoch(s), "
                 f"{p.get('train_samples', 0):,} samples, "
-                f"{p.get('train_seconds', 0)} s on {p.get('device')} ({p.get('precision')}); "
+                f"on {p.get('device')} ({p.get('precision')}); "
                 f"val recall@50 {_f(final.get('val/recall_50'))} (plain cosine)"
             )
             lines += _extension_lines(p)

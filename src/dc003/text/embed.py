@@ -158,12 +158,17 @@ def embed_items(
         "encoder": model_id,
         "shape": list(vectors.shape),
         "features": [{"name": n, "column": c} for n, c, _ in fields],
+        # what the data holds; how many texts the cache already had (and the seconds) depend on the
+        # machine's history, so they go to the log only
+        "stats": {name: {k: st[k] for k in ("texts", "empty", "distinct")} for name, st in per_field.items()},
+    }
+    write_json(out_dir / MANIFEST_FILE, manifest)
+    run = {
         "stats": per_field,
         "cache_entries": len(cache),
         "seconds": round(time.perf_counter() - started, 2),
     }
-    write_json(out_dir / MANIFEST_FILE, manifest)
-    return manifest
+    return {**manifest, **run}
 
 
 def load_item_text(text_dir: Path) -> np.ndarray:

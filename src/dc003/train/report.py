@@ -105,8 +105,6 @@ def architecture_report(
         elif len(losses) < 2:  # no val examples: the first and last tenth of its steps
             losses = [float(h["step_loss_head"]), float(h["step_loss_tail"])]
         trends[h["phase"]] = losses
-    speeds = {h["phase"]: h["samples_per_s"] for h in history}
-    peaks = [h["gpu_peak_memory_percent"] for h in history if h.get("gpu_peak_memory_percent") is not None]
     return {
         "parameter_count": {**model.parameter_counts(), "total": sum(model.parameter_counts().values())},
         "output_shapes": _output_shapes(model, data),
@@ -116,13 +114,8 @@ def architecture_report(
             "layers": {h["phase"]: h["grad_stats"] for h in history},
         },
         "loss_trend": loss_trend(trends),
-        "training_speed": {
-            "phase_2_samples_per_s": speeds.get("phase_2"),
-            "samples_per_s": speeds,
-            "device": {h["phase"]: h["device"] for h in history},
-            "precision": {h["phase"]: h["precision"] for h in history},
-        },
-        "gpu_memory": {"peak_percent": max(peaks) if peaks else None},
+        "devices": {h["phase"]: h["device"] for h in history},
+        "precision": {h["phase"]: h["precision"] for h in history},
     }
 
 

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 MODEL_FILE = "model.pt"
 SUMMARY_FILE = "summary.json"
 HISTORY_FILE = "history.json"
+SPEED_FILE = "speed.json"  # in the phase's dvclive directory: device, samples/s, seconds, GPU memory
 
 
 @dataclass(frozen=True)
@@ -193,8 +194,6 @@ def _write_phase(
         "parameter_count": model.parameter_counts(),
         "steps": result.steps,
         "train_samples": result.train_samples,
-        "train_seconds": round(result.train_seconds, 3),
-        "samples_per_s": round(result.samples_per_s, 1),
         "step_loss_head": result.step_losses_head,
         "step_loss_tail": result.step_losses_tail,
         "initial_val_loss": result.initial_val_loss,
@@ -202,8 +201,18 @@ def _write_phase(
         "final": result.epochs[-1] if result.epochs else {},
         "popularity_baseline_val": popularity_baseline(data, retrieval_set(data, "val")),
         "grad_stats": result.grad_stats,
-        "gpu_peak_memory_percent": _gpu_peak_percent(),
         **(extra or {}),
+    }
+    # how fast this machine ran it: beside the checkpoint, never in it (a phase directory is a function of
+    # its inputs, so a re-run on identical inputs re-runs nothing downstream); the gates read it
+    speed = {
+        "phase": name,
+        "device": {"name": result.device, "cuda": result.device.startswith("cuda")},
+        "precision": result.precision,
+        "train_samples": result.train_samples,
+        "train_seconds": round(result.train_seconds, 3),
+        "samples_per_s": round(result.samples_per_s, 1),
+        "gpu_peak_memory_percent": _gpu_peak_percent(),
     }
     history: list[dict[str, Any]] = []
     if paths.input_dir is not None and (paths.input_dir / HISTORY_FILE).is_file():
@@ -213,7 +222,8 @@ def _write_phase(
     checkpoint.save_model(paths.out_dir / MODEL_FILE, model, phase=name, metrics=_scalars(summary["final"]))
     write_json(paths.out_dir / SUMMARY_FILE, summary)
     write_json(paths.out_dir / HISTORY_FILE, history)
-    return summary
+    write_json(paths.live_dir / SPEED_FILE, speed)
+    return {**summary, "speed": speed}
 
 
 def _gpu_peak_percent() -> float | None:
