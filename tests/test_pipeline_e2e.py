@@ -1,7 +1,9 @@
 """The whole DVC graph, really run by DVC, on tiny generated data in a throw-away copy of the project.
 
 One test walks the user's path in order (each step needs the previous one's outputs):
-`dvc repro` end to end -> a second `dvc repro` does nothing -> `dvc exp run -S phase_2.temperature=...`
+`dvc repro` end to end -> a second `dvc repro` does nothing -> forced re-runs of the data stages and phase 1
+change no output hash -> `dvc push`, a fresh clone, `dvc pull`: nothing stale, nothing runs ->
+`dvc exp run -S phase_2.temperature=...`
 re-runs phase_2 and what depends on it, nothing before -> `dc003 gates check` compares the measured
 values and the promote stage's decision agrees with it.
 """
@@ -106,6 +108,22 @@ def _json(path: Path) -> dict:  # type: ignore[type-arg]
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _outs(repo: Path) -> dict[str, dict[str, str]]:
+    """Per stage, the hash dvc.lock records for each of its outputs, but the speed reports (the one output
+    that is a timing on purpose: no stage but gates reads it)."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text(encoding="utf-8"))["stages"]
+    return {
+        name: {o["path"]: o["md5"] for o in stage.get("outs", []) if not o["path"].endswith("/speed.json")}
+        for name, stage in lock.items()
+    }
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def test_dvc_repro_end_to_end_then_cached_then_an_experiment(project: Path) -> None:
     first = _dvc(project, "repro")
     assert _ran(first) == ALL_STAGES
@@ -158,6 +176,38 @@ def test_dvc_repro_end_to_end_then_cached_then_an_experiment(project: Path) -> N
     second = _dvc(project, "repro")
     assert _ran(second) == set()
 
+    # the usual file modes: a teammate or a CI artifact step can read every report (not mkstemp's 0600)
+    usual = 0o666 & ~_umask()
+    for top in ("metrics", "reports", "plots", "artifacts"):
+        for path in (project / top).rglob("*"):
+            if path.is_file():
+                assert path.stat().st_mode & 0o777 == usual, (path, oct(path.stat().st_mode))
+
+    # every data stage (and phase 1) re-run on the same inputs writes the same bytes: no timing, cache
+    # count or wall clock in an output, so a forced or cache-missed re-run re-runs nothing below it
+    before = _outs(project)
+    for stage in ("raw", "dataset", "validate", "text_embed", "phase_1"):
+        assert _ran(_dvc(project, "repro", "-f", "-s", stage)) == {stage}
+        assert _outs(project)[stage] == before[stage], stage
+    assert _ran(_dvc(project, "repro")) == set()
+
+    # a teammate: the run is pushed to the default remote (a directory beside the checkout), a fresh clone
+    # pulls every committed output, and then nothing is stale and nothing runs
+    git(project, "add", "-A")
+    git(project, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "run")
+    _dvc(project, "push")
+    assert (project.parent / "dc003-dvc-remote").is_dir()
+    clone = project.parent / "clone"
+    git(project.parent, "clone", "-q", str(project), str(clone))
+    assert not (clone / "checkpoints/best_model.pt").exists()
+    _dvc(clone, "pull")
+    assert (clone / "checkpoints/best_model.pt").read_bytes() == (
+        project / "checkpoints/best_model.pt"
+    ).read_bytes()
+    status = _dvc(clone, "status")
+    assert "up to date" in status.stdout, status.stdout
+    assert _ran(_dvc(clone, "repro")) == set()
+
     # an experiment re-runs phase_2 and what follows, nothing before
     exp = _dvc(project, "exp", "run", "-S", "phase_2.temperature=0.07")
     ran = _ran(exp)
@@ -165,3 +215,37 @@ def test_dvc_repro_end_to_end_then_cached_then_an_experiment(project: Path) -> N
     assert not ran & (ALL_STAGES - AFTER_PHASE_2)
     # the re-run phase records the params it trained with (the model card reads its extensions there)
     assert _json(project / "checkpoints/phases/phase_2/summary.json")["params"]["temperature"] == 0.07
+
+
+def test_a_changed_byte_in_the_kaggle_dir_reruns_raw(project: Path, tmp_path: Path) -> None:
+    """data.kaggle_dir is versioned input: dvc.lock records its hash, one changed byte re-runs raw."""
+    from dc003.data.synthetic import generate_hm_layout, scale_preset
+
+    kaggle = project.parent / "my-hm-files"
+    generate_hm_layout(kaggle, scale_preset("tiny"), seed=5, oracle=False)
+    params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
+    params["data"].update(source="kaggle", kaggle_dir="../my-hm-files")
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+    assert _ran(_dvc(project, "repro", "raw")) == {"raw"}
+    assert "up to date" in _dvc(project, "status", "raw").stdout
+    recorded = {
+        d["path"]: d["md5"]
+        for d in yaml.safe_load((project / "dvc.lock").read_text())["stages"]["raw"]["deps"]
+    }
+    assert "../my-hm-files" in recorded
+
+    path = kaggle / "transactions_train.csv"
+    data = bytearray(path.read_bytes())
+    last = data.rstrip(b"\n").rfind(b"\n") + 1 + 9  # the last digit of the last row's date
+    data[last] = ord("1") if data[last] != ord("1") else ord("2")
+    path.write_bytes(bytes(data))
+    status = _dvc(project, "status", "raw").stdout
+    assert "changed deps" in status and "my-hm-files" in status, status
+    assert _ran(_dvc(project, "repro", "raw")) == {"raw"}
+    assert (project / "data/raw/transactions_train.csv").read_bytes() == bytes(data)
+    after = {
+        d["path"]: d["md5"]
+        for d in yaml.safe_load((project / "dvc.lock").read_text())["stages"]["raw"]["deps"]
+    }
+    assert after["../my-hm-files"] != recorded["../my-hm-files"]
