@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from dc003.cli import app
@@ -131,3 +133,22 @@ def test_markdown_is_a_pr_comment(contract_repo: Path) -> None:
 def test_no_changes_passes(contract_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code, out = _cli(contract_repo, monkeypatch, "HEAD", "--json")
     assert code == 0 and all(not f["changes"] for f in json.loads(out)["files"])
+
+
+def test_added_clarifications_never_count_as_breaking(repo_root: Path) -> None:
+    """A clarification documents a reading of the contract: its key or text may look like a tower input, a
+    dataset key or a threshold, and adding it still breaks nobody."""
+    base = yaml.safe_load((repo_root / "contracts/dc003.yaml").read_text(encoding="utf-8"))
+    new = copy.deepcopy(base)
+    new["clarifications"] += [
+        {"path": "user_tower.numerical_features", "value": ["age"], "reason": "age is the only number"},
+        {"path": "splits.keys", "value": "customer_id", "reason": "the join keys"},
+        {"path": "serving.min_score", "value": ">= 0.5", "reason": "a reading of the threshold"},
+    ]
+    changes = diff_documents("contracts/dc003.yaml", base, new).changes
+    assert len(changes) >= 3
+    assert {c.kind for c in changes} == {"non-breaking"}, [
+        (c.path, c.reason) for c in changes if c.kind != "non-breaking"
+    ]
+    # the same keys outside the documentation sections still classify by what they declare
+    assert classify("user_tower.numerical_features[age].dim", 1, 2)[0] == "breaking"

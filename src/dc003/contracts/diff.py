@@ -109,9 +109,6 @@ _BREAKING_PATHS: list[tuple[str, str]] = [
 
 _NON_BREAKING_PATHS: list[tuple[str, str]] = [
     ("contract.*", "metadata"),
-    ("design_principles.*", "description"),
-    ("implementation_checklist.*", "checklist"),
-    ("clarifications*", "clarification"),
     ("training_monitoring.*", "monitoring list"),
     ("*.description", "description"),
     ("*.content", "description"),
@@ -130,9 +127,22 @@ _GUARANTEE_DIRECTION: dict[str, bool] = {
 }
 
 
+# Sections that document the contract rather than declare it: whatever a key or text inside them looks like
+# (a clarification about `user_tower.numerical_features`, a note that says ">= 0.5"), a change there breaks
+# no consumer, so they are classified before any pattern or threshold is looked at.
+_DOCUMENTATION_ROOTS: dict[str, str] = {
+    "clarifications": "clarification",
+    "design_principles": "description",
+    "implementation_checklist": "checklist",
+}
+
+
 def classify(path: str, old: Any, new: Any) -> tuple[Kind, str]:
     if path.startswith("contract.version"):
         return "non-breaking", "version"
+    root = path.split(".", 1)[0].split("[", 1)[0]
+    if root in _DOCUMENTATION_ROOTS:
+        return "non-breaking", _DOCUMENTATION_ROOTS[root]
     old_t, new_t = _as_threshold(old), _as_threshold(new)
     if old_t is not None or new_t is not None:
         return _classify_threshold(old_t, new_t)
