@@ -231,3 +231,11 @@ def test_cli_json_markdown_and_exit_codes(tmp_path: Path, monkeypatch: pytest.Mo
     res = runner.invoke(app, ["gates", "check"])
     assert res.exit_code == 1 and "recall_50" in res.stdout
     assert runner.invoke(app, ["gates", "check", "--no-fail"]).exit_code == 0
+
+
+def test_a_failure_shows_the_observed_value_in_the_thresholds_unit(tmp_path: Path) -> None:
+    bad = _set(_set(GOOD, "metrics/evaluation_results.json", "models.two_tower.coverage_50", 0.2795),
+               "metrics/evaluation_results.json", "models.two_tower.cold_start_degradation", 1)  # fmt: skip
+    by = {g.name: g for g in _run(_project(tmp_path, bad)).gates}
+    assert by["coverage_50"].reason == "27.95 % does not meet >= 80 %"
+    assert by["cold_start_degradation"].reason == "100 % does not meet < 20 %"

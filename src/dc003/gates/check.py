@@ -152,13 +152,9 @@ def _evaluate_one(
             "fail", observed, f"unit mismatch: observed in {gate.unit or 'ratio'}, threshold {bound.text}"
         )
     ok = bound.passes(value)
-    return result(
-        "pass" if ok else "fail", observed, "" if ok else f"{observed:g}{_u(gate)} does not meet {bound.text}"
-    )
-
-
-def _u(gate: GateSpec) -> str:
-    return f" {gate.unit}" if gate.unit else ""
+    # the observed value in the threshold's own unit: "27.95 % does not meet >= 80 %", not "0.2795 ..."
+    shown = f"{value / UNITS[bound.unit][1]:.4g} {bound.unit}".strip()
+    return result("pass" if ok else "fail", observed, "" if ok else f"{shown} does not meet {bound.text}")
 
 
 def _cuda(data: Any) -> bool:
