@@ -484,6 +484,15 @@ def test_recommend_without_artifacts_is_one_clear_error(tmp_path: Path) -> None:
     assert res.stderr.strip().startswith("error: ") and "run the export stage" in res.stderr
 
 
+def test_recommend_with_an_empty_customer_id_is_an_error_not_a_cold_start(tmp_path: Path) -> None:
+    from dc003.cli import app
+
+    for empty in ("", "  "):
+        res = CliRunner().invoke(app, ["recommend", "--customer", empty, "--artifacts", str(tmp_path)])
+        assert res.exit_code == 1
+        assert res.stderr.strip().startswith("error: --customer: empty customer_id"), res.stderr
+
+
 def test_recommend_does_not_import_torch(exported: dict[str, Any]) -> None:
     code = (
         "import sys, json; from typer.testing import CliRunner; from dc003.cli import app; "

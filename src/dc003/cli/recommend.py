@@ -29,6 +29,9 @@ def recommend(
     from dc003.deploy import layout
     from dc003.errors import Dc003Error
 
+    if not customer.strip():
+        # an empty id is a typo or an unset shell variable, not a new customer: say so, never cold-start it
+        raise Dc003Error("--customer: empty customer_id (an unknown id gets the cold-start path)")
     missing = [
         n for n in (layout.MODEL_CONFIG, layout.MAPPINGS, layout.INDEX) if not (artifacts / n).is_file()
     ]
