@@ -108,10 +108,14 @@ def test_cli_json_lists_findings_and_exit_codes(edited) -> None:  # type: ignore
     runner = CliRunner()
     ok = runner.invoke(app, ["contracts", "lint", "--json"])
     assert ok.exit_code == 0, ok.output
-    findings = json.loads(ok.stdout)
+    report = json.loads(ok.stdout)
+    findings = report["findings"]
     assert {"severity", "paths", "message"} <= set(findings[0])
     assert any("user_tower.input_dim" in f["paths"] for f in findings)
+    assert report["passed"] is True and report["counts"] == {"errors": 0, "warnings": len(findings)}
     bad = edited(DC003, 'recall_50: ">= 0.10"', 'recall_50: ">= 1.2"')
     res = runner.invoke(app, ["contracts", "lint", "--json", "--dc003", str(bad)])
     assert res.exit_code == 1
-    assert any(f["severity"] == "error" for f in json.loads(res.stdout))
+    failed = json.loads(res.stdout)
+    n_errors = sum(f["severity"] == "error" for f in failed["findings"])
+    assert failed["passed"] is False and failed["counts"]["errors"] == n_errors >= 1

@@ -26,8 +26,17 @@ def lint(
     from dc003.contracts.lint_all import lint_contracts
 
     findings = lint_contracts(dc003, dc002)
+    errors = sum(f.severity == "error" for f in findings)
     if as_json:
-        print_json([f.model_dump(include={"severity", "contract", "paths", "message"}) for f in findings])
+        print_json(
+            {
+                "passed": errors == 0,
+                "counts": {"errors": errors, "warnings": len(findings) - errors},
+                "findings": [
+                    f.model_dump(include={"severity", "contract", "paths", "message"}) for f in findings
+                ],
+            }
+        )
     else:
         from rich.console import Console
         from rich.table import Table
@@ -40,7 +49,6 @@ def lint(
             table.add_row(f"[{style}]{f.severity}[/]", f.contract, "\n".join(f.paths), f.message)
         console = Console()
         console.print(table)
-        errors = sum(f.severity == "error" for f in findings)
         console.print(f"{errors} error(s), {len(findings) - errors} warning(s)")
     if any(f.severity == "error" for f in findings):
         raise typer.Exit(1)
