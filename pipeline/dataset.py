@@ -30,11 +30,17 @@ def main() -> None:
     )
     raw = manifest["raw"]
     rejected = ", ".join(f"{name} {info['rejected']}" for name, info in raw.items())
+    extra = "; ".join(
+        f"{info['file']}: {', '.join(info['extra_columns'])}"
+        for info in raw.values()
+        if info["extra_columns"]
+    )
     counts = manifest["counts"]
     print(
         f"dataset: {counts['interactions.parquet']:,} interactions, {counts['users_train.parquet']:,} users, "
         f"{counts['items.parquet']:,} items; quarantined: {rejected}; "
-        f"{manifest['build_seconds']} s -> {args.out}"
+        + (f"extra columns ignored: {extra}; " if extra else "")
+        + f"{manifest['build_seconds']} s -> {args.out}"
     )
 
 

@@ -258,3 +258,66 @@ def test_stage_error_is_one_line_without_traceback(tmp_path: Path) -> None:
         "(file has: customer_id, FN, Active, club_member_status, fashion_news_frequency, postal_code)"
     ]
     assert not (work / "dataset").exists()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_numeric_article_ids_build_the_same_dataset(tmp_path: Path, fmt: str) -> None:
+    """article_id read as a number (pandas' int64, written back as 9 digits, or kept as int64 in Parquet)
+    in both files that hold it: the same dataset as from the 10-digit ids, each padding counted."""
+    a = small_raw(tmp_path / "a")
+    b = tmp_path / "b"
+    b.mkdir()
+    shutil.copyfile(a / "customers.csv", b / "customers.csv")
+    for name in ("articles", "transactions_train"):
+        df = pl.read_csv(a / f"{name}.csv", infer_schema=False, schema_overrides={"article_id": pl.Int64})
+        assert df["article_id"].max() < 10**9  # every id lost its leading zero
+        if fmt == "csv":
+            df.write_csv(b / f"{name}.csv")
+        else:
+            df.write_parquet(b / f"{name}.parquet")
+    ma, mb = build(a, tmp_path / "da"), build(b, tmp_path / "db")
+    for f in sorted(ma["counts"]):
+        x, y = pl.read_parquet(tmp_path / "da" / f), pl.read_parquet(tmp_path / "db" / f)
+        assert x.drop("file", strict=False).equals(y.drop("file", strict=False)), f
+    assert {f: h for f, h in ma["hashes"].items() if f != "quarantine.parquet"} == {
+        f: h for f, h in mb["hashes"].items() if f != "quarantine.parquet"
+    }
+    n_articles = pl.read_csv(a / "articles.csv").height
+    n_tx = pl.read_csv(a / "transactions_train.csv").height
+    assert mb["raw"]["articles"]["repaired_by_rule"]["padded_article_id"] == n_articles
+    assert mb["raw"]["transactions"]["repaired_by_rule"]["padded_article_ref"] == n_tx
+    assert ma["raw"]["transactions"]["repaired_by_rule"]["padded_article_ref"] == 0
+    assert mb["raw"]["transactions"]["rejected"] == ma["raw"]["transactions"]["rejected"] == 0
+
+
+def test_stage_lists_extra_columns_and_refuses_a_cut_file(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    (work / "contracts").mkdir(parents=True)
+    for f in ("contracts/dc002.yaml", "contracts/dc003.yaml", "params.yaml"):
+        shutil.copyfile(REPO / f, work / f)
+    raw = synthetic_raw(work / "raw")
+    customers = pl.read_csv(raw / "customers.csv", infer_schema=False)
+    customers.with_columns(pl.lit("x").alias("loyalty_tier"), pl.lit("y").alias("store")).write_csv(
+        raw / "customers.csv"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'src'}"}
+    cmd = [sys.executable, "-m", "pipeline.dataset", "--raw", "raw", "--out", "dataset"]
+    ok = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "extra columns ignored: raw/customers.csv: loyalty_tier, store;" in ok.stdout
+    manifest = read_json(work / "dataset" / "manifest.json")
+    assert manifest["raw"]["customers"]["extra_columns"] == ["loyalty_tier", "store"]
+    assert manifest["raw"]["articles"]["extra_columns"] == []
+    before = {p.name: sha256_file(p) for p in (work / "dataset").iterdir()}
+    data = (raw / "transactions_train.csv").read_bytes()
+    cut = data[: data.rindex(b",") - 3]  # the last row stops inside its price
+    (raw / "transactions_train.csv").write_bytes(cut)
+    lines = cut.count(b"\n") + 1
+    bad = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines() == [
+        f"error: stage dataset: raw/transactions_train.csv: sales_channel_id: line {lines}: truncated_row: "
+        "the file ends mid-row (no line break after its last line, which stops after 4 of 5 fields); "
+        "fetch the file again"
+    ]
+    assert {p.name: sha256_file(p) for p in (work / "dataset").iterdir()} == before

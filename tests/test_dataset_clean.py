@@ -3,6 +3,7 @@ column, rule and the raw values) and a clean row it leaves alone; structural pro
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -243,13 +244,23 @@ def test_unreadable_files_fail_in_one_line(tmp_path: Path) -> None:
         open_inputs(raw, load_dc002(CONTRACT))
 
 
-def test_ragged_csv_fails_in_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["transactions", "articles"])  # block reader (pyarrow) and scan (polars)
+@pytest.mark.parametrize("extra", [",e,f", ""])  # more or fewer fields than the header
+def test_ragged_csv_fails_naming_the_line(tmp_path: Path, name: str, extra: str) -> None:
     raw = small_raw(tmp_path / "raw")
-    with (raw / "transactions_train.csv").open("a") as fh:
-        fh.write("2020-09-01,a,b,c,d,e,f\n")
+    path = raw / ("transactions_train.csv" if name == "transactions" else "articles.csv")
+    lines = path.read_text().splitlines()
+    header = lines[0].count(",") + 1
+    row = "2020-09-01,a" + (",x" * (header - 2)) + extra if extra else "2020-09-01,a"
+    fields = row.count(",") + 1
+    lines.insert(4, row)  # line 5, amid good rows
+    path.write_text("\n".join(lines) + "\n")
+    c = load_dc002(CONTRACT)
     with pytest.raises(Dc003Error) as exc:
-        _transactions_only(raw)
-    assert str(exc.value).startswith(f"{raw / 'transactions_train.csv'}: cannot parse as CSV")
+        clean_file(c, open_inputs(raw, c)[name], batched=name == "transactions")
+    assert str(exc.value).startswith(
+        f"{path}: line 5: ragged_row: {fields} fields where the header has {header}"
+    ), str(exc.value)
     assert "\n" not in str(exc.value)
 
 
@@ -258,3 +269,115 @@ def test_both_formats_present_is_ambiguous(tmp_path: Path) -> None:
     pl.read_csv(raw / "customers.csv").write_parquet(raw / "customers.parquet")
     with pytest.raises(Dc003Error, match="ambiguous"):
         open_inputs(raw, load_dc002(CONTRACT))
+
+
+# ---------------------------------------------------------------- ids that lost their leading zero
+
+
+def test_nine_digit_article_refs_are_padded_and_counted(tmp_path: Path) -> None:
+    rows = [
+        tx("2020-09-01", 0, 1, article_id=aid(1)[1:]),  # 1 nine digits: padded, finds article 1
+        tx("2020-09-01", 1, 2),  # 2 clean
+        tx("2020-09-01", 0, 1, article_id=aid(1)[2:]),  # 3 eight digits: still malformed
+        tx("2020-09-01", 0, 1, article_id="0" + aid(1)),  # 4 eleven digits: malformed
+        tx("2020-09-01", 0, 1, article_id="999999999"),  # 5 padded, but no such article: orphan
+        tx("2020-09-01", 0, 1, article_id=f" {aid(1)[1:]}"),  # 6 a space is no digit: malformed
+    ]
+    out = _transactions(tmp_path / "raw", rows)
+    assert _rejected(out) == {
+        3: ("malformed_article_ref", "article_id"),
+        4: ("malformed_article_ref", "article_id"),
+        5: ("unknown_article", "article_id"),
+        6: ("malformed_article_ref", "article_id"),
+    }
+    assert out.kept[ROW].to_list() == [1, 2]
+    items = sorted(aid(i) for i in range(3))  # item_idx is the order of the sorted article ids
+    assert out.kept["item_idx"].to_list() == [items.index(aid(1)), items.index(aid(2))]
+    assert out.repairs["padded_article_ref"] == 1  # kept rows repaired (row 5 is counted as rejected)
+    raw = json.loads(out.quarantine.row(by_predicate=pl.col("row") == 5, named=True)["raw"])
+    assert raw["article_id"] == "999999999"  # the quarantine keeps what the file said
+
+
+def test_int64_article_ids_in_parquet_are_padded(tmp_path: Path) -> None:
+    from .test_dataset_support import ARTICLE_COLUMNS
+
+    write_csv(tmp_path / "csv" / "articles.csv", ARTICLE_COLUMNS, [article(i) for i in range(5)])
+    df = pl.read_csv(tmp_path / "csv" / "articles.csv", infer_schema=False)
+    numeric = df.with_columns(pl.col("article_id").cast(pl.Int64))
+    (tmp_path / "pq").mkdir()
+    numeric.write_parquet(tmp_path / "pq" / "articles.parquet")
+    assert numeric["article_id"].to_list()[0] == int(aid(0)) < 10**9  # the zero is really gone
+    a, b = _clean(tmp_path / "csv", "articles"), _clean(tmp_path / "pq", "articles")
+    assert a.kept.equals(b.kept) and b.quarantine.height == 0
+    assert a.repairs["padded_article_id"] == 0 and b.repairs["padded_article_id"] == 5
+
+
+# ---------------------------------------------------------------- bytes that are not UTF-8
+
+BAD = b"\xe9\xff"  # latin-1 e-acute, then a byte no UTF-8 text holds
+
+
+def _with_bad_bytes(path: Path) -> None:
+    path.write_bytes(path.read_bytes().replace(b"@BAD@", BAD))
+
+
+def test_text_that_is_not_utf8_quarantines_its_row(tmp_path: Path) -> None:
+    from .test_dataset_support import ARTICLE_COLUMNS
+
+    rows = [
+        article(0),
+        article(1, prod_name="Item @BAD@ 1"),  # text the item tower reads: quarantined
+        article(2, index_name="@BAD@"),  # unused text: set to null, counted
+        article(3),
+    ]
+    write_csv(tmp_path / "articles.csv", ARTICLE_COLUMNS, rows)
+    _with_bad_bytes(tmp_path / "articles.csv")
+    out = _clean(tmp_path, "articles")
+    assert _rejected(out) == {2: ("invalid_text", "prod_name")}
+    q = out.quarantine.row(0, named=True)
+    assert q["file"].endswith("articles.csv") and "UTF-8" in q["reason"]
+    assert json.loads(q["raw"])["prod_name"] == "Item \ufffd\ufffd 1"  # as read: one U+FFFD per bad byte
+    kept = {r["article_id"]: r for r in out.kept.iter_rows(named=True)}
+    assert set(kept) == {aid(0), aid(2), aid(3)}
+    assert kept[aid(2)]["index_name"] is None and kept[aid(3)]["prod_name"] == "Item 3"
+    assert out.repairs["invalid_unused_text"] == 1
+
+
+def test_bytes_that_are_not_utf8_elsewhere(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    write_raw(
+        raw,
+        [article(i) for i in range(3)],
+        [customer(0), customer(1, postal_code="@BAD@"), customer(2)],
+        [tx("2020-09-01", 0, 0), tx("2020-09-01", 1, 1, customer_id="@BAD@"), tx("2020-09-02", 2, 2)],
+    )
+    for name in ("customers.csv", "transactions_train.csv"):
+        _with_bad_bytes(raw / name)
+    customers = _clean(raw, "customers")
+    assert customers.quarantine.height == 0 and customers.repairs["invalid_postal_code"] == 1
+    assert customers.kept["postal_code"].to_list() == ["abc", None, "abc"]
+    # the block reader (transactions): the id's pattern rejects the row, the file is read
+    tx_out = _transactions_only(raw)
+    assert _rejected(tx_out) == {2: ("malformed_customer_ref", "customer_id")}
+    assert tx_out.kept[ROW].to_list() == [1, 3]
+
+
+# ---------------------------------------------------------------- a file cut mid-row
+
+
+@pytest.mark.parametrize("name", ["transactions_train.csv", "articles.csv"])
+@pytest.mark.parametrize("cut", [2, 9, 60])  # bytes cut off the end: the CRLF, a value, fields
+def test_file_cut_mid_row_is_refused_naming_its_line(tmp_path: Path, name: str, cut: int) -> None:
+    raw = small_raw(tmp_path / "raw")
+    path = raw / name
+    data = path.read_bytes()
+    path.write_bytes(data[:-cut])
+    lines = data[:-cut].decode().split("\n")
+    header = lines[0].strip().split(",")
+    fields = len(next(csv.reader([lines[-1]])))
+    column = header[fields] if fields < len(header) else header[-1]
+    with pytest.raises(Dc003Error) as exc:
+        open_inputs(raw, load_dc002(CONTRACT))
+    msg = str(exc.value)
+    assert msg.startswith(f"{path}: {column}: line {len(lines)}: truncated_row: the file ends mid-row"), msg
+    assert "\n" not in msg

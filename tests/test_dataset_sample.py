@@ -147,3 +147,23 @@ def test_sample_builds_and_validates_with_explicit_overflow(sample_raw: Path, tm
     lines = failure_lines(s)
     for column in ("department_name", "section_name", "colour_group_name"):
         assert any(line.startswith(f"overflow: items.{column}:") for line in lines)
+
+
+def test_int64_article_ids_build_the_same_dataset(sample_raw: Path, tmp_path: Path) -> None:
+    """The public files read through pandas: article_id as int64 (9 digits) in both files."""
+    raw = tmp_path / "raw"
+    shutil.copytree(sample_raw, raw)
+    tx = pl.read_csv(
+        raw / "transactions_train.csv", infer_schema=False, schema_overrides={"article_id": pl.Int64}
+    )
+    tx.write_csv(raw / "transactions_train.csv")
+    articles = pl.read_parquet(raw / "articles.parquet")
+    articles.with_columns(pl.col("article_id").cast(pl.Int64)).write_parquet(raw / "articles.parquet")
+    written = pl.read_csv(raw / "transactions_train.csv", infer_schema=False)["article_id"]
+    assert written.str.len_chars().unique().to_list() == [9]  # every id lost its leading zero
+    a = build(sample_raw, tmp_path / "a", SETTINGS)
+    b = build(raw, tmp_path / "b", SETTINGS)
+    assert a["hashes"] == b["hashes"]  # every dataset file identical, byte for byte
+    assert b["raw"]["articles"]["repaired_by_rule"]["padded_article_id"] == articles.height
+    assert b["raw"]["transactions"]["repaired_by_rule"]["padded_article_ref"] == tx.height
+    assert a["raw"]["transactions"]["repaired_by_rule"]["padded_article_ref"] == 0

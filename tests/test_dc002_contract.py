@@ -141,6 +141,24 @@ def test_every_dc003_categorical_has_a_policy() -> None:
             "{name: missing_age_share, table: users_split,",
             "users_split needs a split",
         ),
+        # free text without a rule for bytes that are not UTF-8 (U+FFFD would be kept)
+        (
+            "{rule: invalid_postal_code, file: customers, columns: [postal_code]",
+            "{rule: invalid_postal_code, file: customers, columns: [age]",
+            "no mess-handling rule handles not_utf8 on customers.postal_code",
+        ),
+        # a lost leading zero on a column whose pattern is not a number of digits
+        (
+            "{rule: padded_article_ref, file: transactions, columns: [article_id]",
+            "{rule: padded_article_ref, file: transactions, columns: [customer_id]",
+            "lost_leading_zero cannot match transactions.customer_id",
+        ),
+        # zero_pad repairing something else than a lost leading zero
+        (
+            "{rule: padded_article_id, file: articles, columns: [article_id], match: [lost_leading_zero]",
+            "{rule: padded_article_id, file: articles, columns: [article_id], match: [duplicate_key]",
+            "zero_pad repairs lost_leading_zero matches only",
+        ),
     ],
 )
 def test_lint_reports_each_inconsistency(
@@ -191,7 +209,7 @@ def test_contracts_lint_cli_includes_dc002(edited: Callable[..., Path]) -> None:
     code = "from dc003.cli import main; import sys; sys.argv = ['dc003', *sys.argv[1:]]; main()"
     out = subprocess.run([sys.executable, "-c", code, *cmd[3:]], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 1
-    findings = json.loads(out.stdout)
+    findings = json.loads(out.stdout)["findings"]  # lint --json: {passed, counts, findings}
     assert any(f["contract"] == DC002 and "agee" in f["message"] for f in findings)
 
 

@@ -197,3 +197,46 @@ def test_cli_validate_exits_1_and_names_the_breach(dataset: Path, tmp_path: Path
         "interactions.parquet" in line and "point_in_time" in line and "row 1" in line for line in errors
     )
     assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize(
+    ("file", "column", "untouched"),
+    [
+        ("users_train.parquet", "user_idx", "users_val.parquet"),
+        # interactions feed the recomputed features, history slices and cold sets of other files
+        ("interactions.parquet", "user_idx", "users_train.parquet"),
+    ],
+)
+def test_a_type_error_is_reported_once_at_its_source(
+    dataset: Path, tmp_path: Path, file: str, column: str, untouched: str
+) -> None:
+    out = _copy(dataset, tmp_path)
+    _edit(out / file, lambda df: df.with_columns(pl.col(column).cast(pl.String)))
+    s = _validate(out)
+    errors = [f for f in s["failures"] if f["severity"] == "error"]
+    assert len(errors) == 1 and s["counts"]["errors"] == 1, failure_lines(s)
+    (e,) = errors
+    assert e["file"] == str(out / file) and e["column"] == column and e["rule"] == "type"
+    assert e["observed"] == "String" and e["not_run"] > 0
+    assert s["counts"]["not_run_type_error"] == e["not_run"]
+    (blocked,) = s["not_run"]
+    assert blocked["column"] == column and blocked["rules"] == e["not_run"]
+    if file == "interactions.parquet":  # the users files could not be recomputed: not run, not blamed
+        assert untouched in blocked["frames"]
+    lines = [line for line in failure_lines(s) if line.startswith("error:")]
+    assert lines == [
+        f"error: {out / file}: {column}: type: type int32, observed String "
+        f"(tables.{'users_split' if file.startswith('users') else 'interactions'}.columns.{column}.type); "
+        f"{e['not_run']} rule(s) reading it not run"
+    ]
+    # the untouched file's own rules still ran and passed
+    assert s["frames"][untouched]["rows"] > 0 and "failed" not in s["frames"][untouched]
+
+
+def test_a_type_error_outside_the_selected_files_is_still_reported(dataset: Path, tmp_path: Path) -> None:
+    out = _copy(dataset, tmp_path)
+    _edit(out / "interactions.parquet", lambda df: df.with_columns(pl.col("day").cast(pl.Int64)))
+    s = _validate(out, only={"users_test.parquet"})
+    (e,) = [f for f in s["failures"] if f["severity"] == "error"]
+    assert e["file"].endswith("interactions.parquet") and e["column"] == "day" and e["observed"] == "Int64"
+    assert not s["passed"]

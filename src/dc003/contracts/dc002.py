@@ -30,9 +30,11 @@ MatchKind = Literal[
     "duplicate_key",
     "orphan",
     "same_day_repeat",
+    "lost_leading_zero",
+    "not_utf8",
 ]
 Action = Literal["repair", "quarantine", "accept"]
-RepairKind = Literal["fill_empty", "set_null", "canonical_spelling", "aggregate"]
+RepairKind = Literal["fill_empty", "set_null", "canonical_spelling", "aggregate", "zero_pad"]
 Severity = Literal["error", "warning"]
 Bound = float | dt.date
 VocabValue = str | int | float
@@ -88,6 +90,16 @@ class ColumnSpec(Declared):
         if self.min is not None and self.max is not None and _as_num(self.min) > _as_num(self.max):
             raise ValueError(f"min must be <= max (got min={self.min}, max={self.max})")
         return self
+
+    @property
+    def digits(self) -> int | None:
+        """N when the pattern is exactly N decimal digits (``^[0-9]{N}$``): an id a numeric reader can
+        shorten by dropping its leading zero."""
+        found = _DIGITS.fullmatch(self.pattern or "")
+        return int(found.group(1)) if found else None
+
+
+_DIGITS = re.compile(r"\^(?:\[0-9\]|\\d)\{(\d+)\}\$")
 
 
 def _as_num(value: Bound) -> float:

@@ -157,7 +157,15 @@ def _applicable(kind: str, raw: RawFile, column: str, spec: ColumnSpec) -> str |
         return "the column references no other file"
     if kind == "same_day_repeat" and not raw.references:
         return "only transactions (which reference customers and articles) have same-day repeats"
+    if kind == "lost_leading_zero" and spec.digits is None:
+        return "the column's pattern is not a fixed number of digits (^[0-9]{N}$)"
     return None
+
+
+def _free_text(spec: ColumnSpec) -> bool:
+    """A text column whose declaration rejects nothing: bytes that are not UTF-8 (read as U+FFFD) would
+    be kept as they are unless a rule handles not_utf8 (a pattern, a vocabulary or a parse rejects them)."""
+    return spec.type == "string" and spec.pattern is None and spec.vocabulary is None
 
 
 def _mess_rules(c: Dc002Contract) -> Iterator[Finding]:
@@ -199,6 +207,8 @@ def _action_fits(rule: MessRule, col: str, spec: ColumnSpec, path: str) -> Itera
         yield _f("error", [path], "canonical_spelling repairs case_variant matches only")
     if rule.repair == "aggregate" and rule.match != ["same_day_repeat"]:
         yield _f("error", [path], "aggregate repairs same_day_repeat matches only")
+    if rule.repair == "zero_pad" and rule.match != ["lost_leading_zero"]:
+        yield _f("error", [path], "zero_pad repairs lost_leading_zero matches only")
     if "same_day_repeat" in rule.match and rule.action != "repair":
         yield _f(
             "error", [path], "same_day_repeat must be repaired by aggregate (quarantine would lose sales)"
@@ -228,6 +238,12 @@ def _mess_coverage(c: Dc002Contract) -> Iterator[Finding]:
                         [f"raw.{name}.columns.{col}", "mess_handling.rules"],
                         f"no mess-handling rule handles {kind} on {name}.{col}",
                     )
+            if _free_text(spec) and c.mess_handling.find(name, col, "not_utf8") is None:
+                yield _f(
+                    "error",
+                    [f"raw.{name}.columns.{col}", "mess_handling.rules"],
+                    f"no mess-handling rule handles not_utf8 on {name}.{col} (free text would keep U+FFFD)",
+                )
         if raw.references and not any(
             r.file == name and "same_day_repeat" in r.match for r in c.mess_handling.rules
         ):

@@ -373,6 +373,7 @@ def _manifest(
                 "rejected_by_rule": c.rejected,
                 "repaired_by_rule": c.repairs,
                 "accepted_by_rule": c.accepted,
+                "extra_columns": list(c.extra_columns),
             }
             for c in cleaned
         },

@@ -1,11 +1,13 @@
 """Apply the contract's mess-handling rules to one raw file: typed kept rows plus a quarantine.
 
 Every value is judged against its column declaration (missing, unparseable, pattern, out_of_range,
-not_in_vocabulary, case_variant), keys against earlier rows (duplicate_key) and references against the
-kept rows of the referenced file (orphan). Each problem is looked up in ``mess_handling.rules`` (first
-matching rule in declared order): quarantine rules reject the row with that rule's code (the first one in
-declared order when several match), repair and accept rules keep it and are counted. The whole file goes
-through one Polars plan; the 31.8M-row transactions file is read once, block by block (bounded memory).
+not_in_vocabulary, case_variant, lost_leading_zero, not_utf8), keys against earlier rows (duplicate_key)
+and references against the kept rows of the referenced file (orphan). Each problem is looked up in
+``mess_handling.rules`` (first matching rule in declared order): quarantine rules reject the row with that
+rule's code (the first one in declared order when several match), repair and accept rules keep it and are
+counted. A repaired value is what every later check (and a reference's look-up) sees: a 9-digit
+``article_id`` padded back to 10 digits finds its article. The whole file goes through one Polars plan;
+the 31.8M-row transactions file is read once, block by block (bounded memory).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dc003.contracts.dc002 import ColumnSpec, Dc002Contract, MatchKind, MessRule
-from dc003.data.ingest import ROW, RawInput
+from dc003.data.ingest import REPLACEMENT, ROW, RawInput
 from dc003.errors import Dc003Error
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ class Cleaned:
     quarantine: pl.DataFrame  # QUARANTINE_COLUMNS
     repairs: dict[str, int] = field(default_factory=dict)  # rule -> values repaired
     accepted: dict[str, int] = field(default_factory=dict)  # rule -> values accepted as they are
+    extra_columns: tuple[str, ...] = ()  # columns of the file the contract does not declare (not read)
 
     @property
     def rejected(self) -> dict[str, int]:
@@ -114,7 +117,7 @@ class _FilePlan:
     def column(self, column: str, spec: ColumnSpec) -> None:
         import polars as pl
 
-        raw = pl.col(f"__raw_{column}")
+        raw = self._padded(column, spec, pl.col(f"__raw_{column}"))
         text = raw.str.strip_chars()
         missing = raw.is_null() | (text == "")
         value: pl.Expr
@@ -126,6 +129,10 @@ class _FilePlan:
             value = text.cast(polars_dtype(spec.type), strict=False)
         repaired = pl.when(missing).then(None).otherwise(value)
         missing_rule = self.add(column, "missing", missing)
+        if self.rule_for(column, "not_utf8") is not None:
+            # lint requires the rule on free text; elsewhere a pattern, vocabulary or parse rejects U+FFFD
+            not_text = raw.str.contains(REPLACEMENT, literal=True).fill_null(False)
+            repaired = self._problem(column, "not_utf8", not_text, repaired)
         if spec.type != "string":
             bad = ~missing & value.is_null()
             repaired = self._problem(column, "unparseable", bad, repaired)
@@ -139,6 +146,20 @@ class _FilePlan:
         if missing_rule is not None and missing_rule.repair == "fill_empty":
             repaired = pl.when(missing).then(pl.lit("")).otherwise(repaired)
         self.values[column] = repaired.cast(polars_dtype(spec.type)).alias(column)
+
+    def _padded(self, column: str, spec: ColumnSpec, raw: pl.Expr) -> pl.Expr:
+        """``raw`` with a lost leading zero restored where a zero_pad rule says so (a ``^[0-9]{N}$`` value
+        of N-1 digits, as pandas' int64 ``article_id`` writes it); every later check sees the padded value."""
+        import polars as pl
+
+        width = spec.digits
+        if width is None or width < 2 or self.rule_for(column, "lost_leading_zero") is None:
+            return raw
+        short = raw.str.contains(f"^[0-9]{{{width - 1}}}$").fill_null(False)
+        rule = self.add(column, "lost_leading_zero", short)
+        if rule is not None and rule.repair == "zero_pad":
+            return pl.when(short).then(pl.lit("0") + raw).otherwise(raw)
+        return raw
 
     def _out_of_range(self, value: pl.Expr, spec: ColumnSpec) -> pl.Expr:
         import polars as pl
@@ -262,9 +283,10 @@ def clean_file(
     def query(lf: pl.LazyFrame) -> pl.LazyFrame:
         lf = lf.rename({c: f"__raw_{c}" for c in spec.columns}).with_columns(values)
         for ref in references:
+            # on the value as the rules left it (a repaired id finds its row; a rejected one is null)
             key = ref.keys.columns[0]
-            keys = ref.keys.lazy().rename({key: f"__raw_{ref.column}"})
-            lf = lf.join(keys, on=f"__raw_{ref.column}", how="left", maintain_order="left")
+            keys = ref.keys.lazy().rename({key: ref.column})
+            lf = lf.join(keys, on=ref.column, how="left", maintain_order="left")
         lf = lf.with_columns(q_expr)
         if dedupe is not None:
             lf = lf.with_columns(dedupe)
@@ -293,9 +315,7 @@ def clean_file(
         if not kept_parts:  # unbatched, or a file with a header and no rows
             split(query(source.scan()).collect())
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        raise Dc003Error(
-            f"{source.display}: cannot parse as {source.format.upper()} ({_first_line(exc)})"
-        ) from exc
+        raise Dc003Error(source.parse_error(exc)) from exc
     if rows_read == 0:
         raise Dc003Error(f"{source.display}: file has no data rows")
     kept = pl.concat(kept_parts, rechunk=False)
@@ -337,6 +357,7 @@ def clean_file(
         quarantine=quarantine,
         repairs=repairs,
         accepted=accepted,
+        extra_columns=source.extra,
     )
 
 
@@ -362,8 +383,3 @@ def check_reject_share(contract: Dc002Contract, cleaned: Cleaned) -> None:
         f"{rejected} of {cleaned.rows_read} rows quarantined "
         f"({share:.2%} > max_reject_share {limit:.2%}; {top})"
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__

@@ -4,6 +4,11 @@ that are not stored (recomputed features, encodings from vocab.json, history loo
 Derived values are recomputed here from the dataset's own interactions, splits.json and vocab.json, the
 way a consumer would read them: a recomputation that disagrees with the stored column is a breach.
 Views keep the row order of the file they come from, so a failing row index is a row of that file.
+
+:meth:`DatasetFrames.inputs` names the stored columns each rule reads (through any view or recomputation),
+and :meth:`DatasetFrames.type_breaches` the stored columns whose Parquet type is not the declared one (or
+that are missing): a rule reading such a column cannot be computed, so the run reports the column's type
+rule once and does not run the rules that follow from it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import numpy as np
 
 from dc003.contracts.dc002 import Dc002Contract
 from dc003.data import layout
+from dc003.data.clean import polars_dtype
 from dc003.data.history import history_pointers
 from dc003.data.splits import SplitPlan
 from dc003.data.validation.rules import EXPECTED, ORDER, UNKNOWN, Rule
@@ -25,11 +31,14 @@ from dc003.io import read_json
 if TYPE_CHECKING:
     import polars as pl
 
+INTERACTION_INPUTS = ("user_idx", "item_idx", "day", "quantity")  # what the recomputations read
+
 
 class DatasetFrames:
     def __init__(self, dataset_dir: Path, contract: Dc002Contract) -> None:
         self.dir = Path(dataset_dir)
         self.contract = contract
+        self._schemas: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------ shared inputs
 
@@ -54,16 +63,95 @@ class DatasetFrames:
 
     @cached_property
     def interactions(self) -> pl.DataFrame:
-        """The interaction columns recomputations need (read once)."""
+        """The interaction columns recomputations need (read once). A missing one is a type breach: the
+        rules that need it are not run (see :meth:`inputs`)."""
         import polars as pl
 
         path = self.dir / self.contract.tables.interactions.file
-        cols = ["user_idx", "item_idx", "day", "quantity"]
-        have = set(pl.scan_parquet(path).collect_schema())
-        missing = [c for c in cols if c not in have]
-        if missing:
-            raise Dc003Error(f"{path}: {missing[0]}: required column is missing (recomputations need it)")
-        return pl.read_parquet(path, columns=cols)
+        have = self.schema(self.contract.tables.interactions.file)
+        return pl.read_parquet(path, columns=[c for c in INTERACTION_INPUTS if c in have])
+
+    def schema(self, file: str) -> dict[str, Any]:
+        """The stored columns of a Parquet file and their polars types (from the footer; no data read)."""
+        import polars as pl
+
+        if file not in self._schemas:
+            path = self.dir / file
+            try:
+                self._schemas[file] = dict(pl.scan_parquet(path).collect_schema())
+            except (pl.exceptions.PolarsError, OSError) as exc:
+                raise Dc003Error(f"{path}: cannot read as Parquet ({str(exc).splitlines()[0]})") from exc
+        return self._schemas[file]
+
+    def type_breaches(self, rules: list[Rule]) -> dict[tuple[str, str], str]:
+        """(file, column) -> the type found ("missing" when absent), for every stored column whose type
+        rule the file's Parquet schema breaks."""
+        out: dict[tuple[str, str], str] = {}
+        for r in rules:
+            if r.kind != "dtype" or r.column is None or ":" in r.frame or not r.frame.endswith(".parquet"):
+                continue
+            found = self.schema(r.frame).get(r.column)
+            if found is None:
+                out[(r.frame, r.column)] = "missing"
+            elif found != polars_dtype(r.params["type"]):
+                out[(r.frame, r.column)] = str(found)
+        return out
+
+    def inputs(self, rule: Rule) -> set[tuple[str, str]]:
+        """The stored (file, column) pairs ``rule`` reads, through its view or recomputation."""
+        file, _, view = rule.frame.partition(":")
+        if file == layout.SPLITS_JSON:
+            return set()
+        inter = self.contract.tables.interactions.file
+        if view == "history":
+            return {(file, c) for c in ("user_idx", "day", "hist_start", "hist_end")}
+        if view == "weekly":
+            return {(file, "day"), (file, "quantity")}
+        if view.startswith("per_"):
+            return {(file, view[4:]), (file, "quantity")}
+        if view == "recompute":
+            key = self._cold_key(file)
+            return {(file, "split"), (file, key), (inter, key), (inter, "day")}
+        cols = [c for c in (rule.column, rule.params.get("other")) if c]
+        cols += list(rule.params.get("columns", []))
+        return {pair for c in cols for pair in self._column_inputs(file, str(c))}
+
+    def _column_inputs(self, file: str, col: str) -> set[tuple[str, str]]:
+        """What :meth:`_derived` computes ``col`` from (``col`` itself when it is stored)."""
+        inter = self.contract.tables.interactions.file
+        if col.endswith(UNKNOWN):
+            return {(file, col.removesuffix(UNKNOWN))}
+        if col.endswith(EXPECTED):
+            base = col.removesuffix(EXPECTED)
+            entry = self._encodings().get(base)
+            if entry is not None:
+                return {(file, entry["column"].split(".", 1)[1])}
+            if base in {"total_purchases", "lifetime_days"}:
+                return {(file, "user_idx"), (inter, "user_idx"), (inter, "day"), (inter, "quantity")}
+            if base == "window_purchases":
+                return {(file, "item_idx"), (inter, "item_idx"), (inter, "day"), (inter, "quantity")}
+            if base == "split":
+                return {(file, "day")}
+            return set()
+        if col == ORDER:
+            return {(file, "user_idx"), (file, "day")}
+        if "__is_" in col:
+            return {(file, col.partition("__is_")[0])}
+        return {(file, col)}
+
+    def _encodings(self) -> dict[str, dict[str, Any]]:
+        """encoded column (e.g. ``club_member_status_idx``) -> its vocab.json entry."""
+        return {
+            v["encoded"].split(".", 1)[1]: v
+            for v in self.vocab_json.values()
+            if isinstance(v, dict) and isinstance(v.get("encoded"), str) and "." in v["encoded"]
+        }
+
+    def _cold_key(self, file: str) -> str:
+        for _, table in self.contract.tables.all():
+            if table.file == file:
+                return next((k for k in table.key if k != "split"), "user_idx")
+        return "user_idx"
 
     def _json(self, name: str) -> dict[str, Any]:
         path = self.dir / name
@@ -139,9 +227,7 @@ class DatasetFrames:
 
         exprs: list[pl.Expr] = []
         have = set(df.columns)
-        encodings = {
-            v["encoded"].split(".", 1)[1]: v for v in self.vocab_json.values() if isinstance(v, dict)
-        }
+        encodings = self._encodings()
         split = self._split_of(file)
         for col in wanted:
             if col is None or col in have:

@@ -4,6 +4,11 @@ Every frame is checked by both engines on all of its rows. A rule fails when eit
 (and the summary says when they disagree, which is itself an error). Error-severity failures fail the
 validation; warnings (vocabulary overflow handled by the declared policy, drift-type distributions) are
 reported and kept in the summary.
+
+A stored column whose type is not the declared one (or that is missing) is reported once, by its type rule,
+at its source file. The rules that read it, directly or through a view or a recomputation in any frame,
+cannot be computed: they are not run, and are counted under that type error (``not_run``) rather than
+reported as failures of their own.
 """
 
 from __future__ import annotations
@@ -66,12 +71,18 @@ def validate_dataset(
         rows={f: frames.rows(f) for f in _needed_files(contract) if f.endswith(".parquet")},
         has_oracle=has_oracle,
     )
-    rules = compile_rules(contract, dc003, facts)
-    if only is not None:
-        rules = [r for r in rules if r.file in only]
+    compiled = compile_rules(contract, dc003, facts)
+    breaches = frames.type_breaches(compiled)
+    rules = compiled if only is None else [r for r in compiled if r.file in only]
+    blocked = _blocked(frames, rules, breaches)
+    if blocked:  # the type rule of a breach outside ``only`` still reports it
+        sources = set(blocked.values())
+        chosen = {r.id for r in rules}
+        rules += [r for r in compiled if _source(r, breaches) in sources and r.id not in chosen]
     by_frame: dict[str, list[Rule]] = defaultdict(list)
     for r in rules:
-        by_frame[r.frame].append(r)
+        if r.id not in blocked:
+            by_frame[r.frame].append(r)
 
     import polars as pl
 
@@ -109,13 +120,39 @@ def validate_dataset(
     t0 = time.perf_counter()
     gx_run.build_docs()
     seconds["data_docs"] = time.perf_counter() - t0
-    summary = _summary(root, contract, frames, rules, results, tables)
-    summary["counts"]["skipped_missing_column"] = skipped
+    summary = _summary(root, contract, frames, rules, results, tables, breaches, blocked)
+    absent = sum(breaches[source] == "missing" for source in blocked.values())
+    summary["counts"]["skipped_missing_column"] = skipped + absent
+    summary["counts"]["not_run_type_error"] = len(blocked) - absent
     summary["timing_seconds"] = {k: round(v, 3) for k, v in seconds.items()}
     summary["timing_seconds"]["total"] = round(time.perf_counter() - started, 3)
     if docs_dir is not None:
         summary["data_docs"] = "data_docs/index.html"
     return summary
+
+
+def _source(rule: Rule, breaches: dict[tuple[str, str], str]) -> tuple[str, str] | None:
+    """The breach ``rule`` reports: a type rule on a stored column whose type is wrong."""
+    if rule.kind != "dtype" or rule.column is None or ":" in rule.frame:
+        return None
+    pair = (rule.frame, rule.column)
+    return pair if pair in breaches else None
+
+
+def _blocked(
+    frames: DatasetFrames, rules: list[Rule], breaches: dict[tuple[str, str], str]
+) -> dict[str, tuple[str, str]]:
+    """rule id -> the breached (file, column) it reads, for every rule that cannot be computed."""
+    if not breaches:
+        return {}
+    out: dict[str, tuple[str, str]] = {}
+    for r in rules:
+        if _source(r, breaches) is not None:
+            continue
+        hit = sorted(pair for pair in frames.inputs(r) if pair in breaches)
+        if hit:
+            out[r.id] = hit[0]
+    return out
 
 
 def _entry(root: Path, rule: Rule, per_engine: dict[str, EngineResult]) -> dict[str, Any]:
@@ -148,16 +185,28 @@ def _summary(
     rules: list[Rule],
     results: dict[str, dict[str, EngineResult]],
     tables: dict[str, dict[str, Any]],
+    breaches: dict[tuple[str, str], str],
+    blocked: dict[str, tuple[str, str]],
 ) -> dict[str, Any]:
     failures = []
+    by_source: dict[tuple[str, str], list[Rule]] = defaultdict(list)
+    for rule in rules:
+        if rule.id in blocked:
+            by_source[blocked[rule.id]].append(rule)
     for rule in rules:
         if rule.id not in results["pandera"]:
-            continue  # not runnable: its column is missing, which its type rule reports
+            continue  # not runnable: its column is missing or mistyped, which its type rule reports
         per_engine = {e: results[e].get(rule.id, EngineResult(failed=True, error="not run")) for e in ENGINES}
-        if any(r.failed for r in per_engine.values()):
+        source = _source(rule, breaches)
+        if any(r.failed for r in per_engine.values()) or source is not None:
             entry = _entry(root, rule, per_engine)
             if not entry["engines_agree"]:
                 entry["severity"] = "error"  # the two engines must enforce the same contract
+            if source is not None:
+                entry["severity"] = "error"
+                entry["observed"] = breaches[source]
+                entry["not_run"] = len(by_source.get(source, []))
+                entry["type_breach"] = True
             failures.append(entry)
             tables[rule.frame]["failed"] = tables[rule.frame].get("failed", 0) + 1
     errors = [f for f in failures if f["severity"] == "error"]
@@ -176,6 +225,16 @@ def _summary(
             "engine_disagreements": sum(not f["engines_agree"] for f in failures),
         },
         "failures": failures,
+        "not_run": [
+            {
+                "file": display_path(root / file),
+                "column": column,
+                "found": breaches[(file, column)],
+                "rules": len(deps),
+                "frames": sorted({r.frame for r in deps}),
+            }
+            for (file, column), deps in sorted(by_source.items())
+        ],
         "vocabulary_overflow": _overflow(frames.vocab_json),
         "repaired": {name: v.get("repaired_by_rule", {}) for name, v in raw.items()},
         "rejected": {name: v.get("rejected_by_rule", {}) for name, v in raw.items()},
@@ -220,12 +279,16 @@ def failure_lines(summary: dict[str, Any]) -> list[str]:
             rows = f"rows {shown}: " if (f["count"] or 0) > 1 else f"row {shown}: "
         count = f" ({f['count']} rows)" if f["count"] else ""
         observed = f", observed {f['observed']}" if f["observed"] is not None and not f["examples"] else ""
+        # a type breach is stated by ``observed``; the engines' own words for it add nothing
         errors = [f"{k}: {v['error']}" for k, v in f["engines"].items() if v.get("error")]
+        if f.get("type_breach"):
+            errors = []
         extra = f" [{'; '.join(errors)}]" if errors else ""
         agree = "" if f["engines_agree"] else " [engines disagree]"
+        after = f"; {f['not_run']} rule(s) reading it not run" if f.get("not_run") else ""
         lines.append(
             f"{f['severity']}: {where}: {f['column'] or '-'}: {rows}{f['rule']}: {f['expectation']}{count}"
-            f"{observed} ({f['source']}){extra}{agree}"
+            f"{observed} ({f['source']}){extra}{agree}{after}"
         )
     for o in summary.get("vocabulary_overflow", []):
         lines.append(
