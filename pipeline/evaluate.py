@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import dc003  # noqa: F401  (offline / no-telemetry environment first)
-from dc003.params import load_sections
+from dc003.params import dataset_profile, load_sections
 from dc003.stage import run_stage
 
 SECTIONS = ("seed", "evaluate", "serving")
@@ -27,7 +27,7 @@ def main() -> None:
     for name in ("checkpoint", "dataset", "text", "training-metrics", "metrics", "plots", "reports"):
         parser.add_argument(f"--{name}", type=Path, required=True)
     args = parser.parse_args(sys.argv[1:])
-    params = load_sections("params.yaml", SECTIONS)
+    params = load_sections("params.yaml", SECTIONS, profile=dataset_profile(args.dataset))
     paths = EvaluatePaths(
         checkpoint=args.checkpoint,
         dataset_dir=args.dataset,

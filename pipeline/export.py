@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import dc003  # noqa: F401  (offline / no-telemetry environment first: onnxruntime is imported later)
-from dc003.params import load_sections
+from dc003.params import dataset_profile, load_sections
 from dc003.stage import run_stage
 
 SECTIONS = ("export", "serving")
@@ -20,7 +20,7 @@ def main() -> None:
     for name in ("checkpoint", "dataset", "text", "out", "report"):
         parser.add_argument(f"--{name}", type=Path, required=True)
     args = parser.parse_args(sys.argv[1:])
-    params = load_sections("params.yaml", SECTIONS)
+    params = load_sections("params.yaml", SECTIONS, profile=dataset_profile(args.dataset))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (pipeline/_phase_args.py)
     from dc003.deploy.package import run_export
 

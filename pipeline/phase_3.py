@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import dc003  # noqa: F401  (offline / no-telemetry environment first)
-from dc003.params import load_sections
+from dc003.params import dataset_profile, load_sections
 from dc003.stage import run_stage
 
 SECTIONS = ("seed", "phase_3")
@@ -22,7 +22,7 @@ def main() -> None:
     from dc003.train.run import run_phase_3
 
     paths, _ = phase_paths(sys.argv[1:], needs_input=True)
-    params = load_sections("params.yaml", SECTIONS)
+    params = load_sections("params.yaml", SECTIONS, profile=dataset_profile(paths.dataset_dir))
     report(run_phase_3(params.seed, params.phase_3, paths, dc002_path=Path("contracts/dc002.yaml")))
 
 

@@ -153,6 +153,7 @@ def markdown(report: dict[str, Any]) -> str:
         ),
         "",
         "Params: params.yaml"
+        + (f" with the profile `{report['params_profile']}`" if report.get("params_profile") else "")
         + "".join(f", `{k}={v}`" for k, v in report.get("overrides", {}).items())
         + f"; training examples per fold: {', '.join(str(f.get('train_examples', '?')) for f in folds)}.",
         "",
@@ -216,6 +217,10 @@ def main(argv: list[str]) -> None:
         help="override one params key for every fold (repeatable; VALUE is read as YAML), "
         "e.g. --set dataset.train_window_days=364",
     )  # fmt: skip
+    parser.add_argument(
+        "--no-profile", action="store_true",
+        help="params.yaml alone, without the params profile the dataset stage would apply to this data",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see pipeline/_phase_args.py)
 
@@ -231,7 +236,16 @@ def main(argv: list[str]) -> None:
         if not sep:
             parser.error(f"--set {item!r}: expected KEY=VALUE")
         overrides[key] = yaml.safe_load(value)
-    params = with_overrides(load_params(args.params), overrides)
+    # the params profile the dataset stage would choose for these raw files (params/kaggle-small.yaml on
+    # the H&M sample), then --set on top
+    from dc003.data.ingest import raw_facts
+    from dc003.params.profiles import choose_profile, load_profile
+
+    profile = choose_profile(*raw_facts(args.raw_dir)) if not args.no_profile else None
+    params = load_params(args.params)
+    if profile is not None:
+        params = with_overrides(params, load_profile(profile).overrides)
+    params = with_overrides(params, overrides)
     work = args.work or Path(tempfile.mkdtemp(prefix="dc003-folds-"))
     cache = args.text_cache or work / "text_cache"
     last = last_transaction_day(args.raw_dir / "transactions_train.csv")
@@ -248,6 +262,7 @@ def main(argv: list[str]) -> None:
         "work_dir": str(work),
         "n_folds": args.folds,
         "exclude_purchased": params.evaluate.exclude_purchased,
+        "params_profile": profile,
         "overrides": overrides,
         "seconds": round(time.perf_counter() - started, 1),
         "folds": folds,

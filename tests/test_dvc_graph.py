@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dc003.params.profiles import load_profile, profile_paths
+
 from .conftest import REPO
 
 DVC_YAML = REPO / "dvc.yaml"
@@ -141,16 +143,34 @@ def test_stage_params_are_exactly_its_sections(stage: str, module: str) -> None:
             sections = ast.literal_eval(node.value)
     declared = _stages()[stage].get("params", [])
     names: list[str] = []
+    files: set[str] = set()
     for entry in declared:
         if isinstance(entry, str):
             names.append(entry)
-        else:  # {params.yaml: [...]} form
-            for values in entry.values():
-                names.extend(values)
+        else:  # {params.yaml: [...]} form, or {params/<profile>.yaml: null} (the whole profile file)
+            for name, values in entry.items():
+                if values is None:
+                    files.add(name)
+                else:
+                    names.extend(values)
     if sections is None:
-        assert not names, f"{module} declares no SECTIONS but stage {stage} lists params {names}"
+        assert not names and not files, (
+            f"{module} declares no SECTIONS but stage {stage} lists params {names}"
+        )
         return
     assert sorted(names) == sorted(sections), f"stage {stage} params {names} != {module}.SECTIONS {sections}"
+    # a params profile overriding one of the stage's sections is a params file of that stage (and only then),
+    # and the stage passes the dataset's profile to load_sections
+    wanted = {
+        path.relative_to(REPO).as_posix()
+        for path in profile_paths(REPO)
+        if load_profile(path).sections() & set(sections)
+    }
+    assert files == wanted, (
+        f"stage {stage} lists profile files {sorted(files)}, its sections need {sorted(wanted)}"
+    )
+    if wanted and stage != "dataset":  # the dataset stage chooses the profile; the others read its choice
+        assert "profile=dataset_profile(" in file.read_text(encoding="utf-8"), module
 
 
 def test_outputs_are_written_once() -> None:

@@ -51,3 +51,12 @@ def check(
         for e in report.extensions:
             table.add_row(e.key, str(e.value), e.note)
         console.print(table)
+    for prof in report.profiles:
+        when = ", ".join(f"{k} {v}" for k, v in prof.applies_when.items())
+        state = "in use by the current dataset" if prof.in_use else "not in use by the current dataset"
+        table = Table(title=f"params profile {prof.file} (applies when {when}; {state})")
+        for col in ("params key", "profile value"):
+            table.add_column(col, overflow="fold")
+        for key, value in prof.overrides.items():
+            table.add_row(key, str(value))
+        console.print(table)

@@ -63,8 +63,10 @@ def build_dataset(
     settings: BuildSettings,
     *,
     contract_sha256: str = "",
+    params_profile: str | None = None,
 ) -> dict[str, Any]:
-    """Build the dataset from ``raw_dir`` into ``out_dir``; returns the manifest."""
+    """Build the dataset from ``raw_dir`` into ``out_dir``; returns the manifest. ``params_profile``: the
+    params profile this dataset's stages apply (dc003.params.profiles), recorded in the manifest."""
     import polars as pl
 
     require_clean(contract, dc003)
@@ -140,6 +142,7 @@ def build_dataset(
             files,
             oracle_note,
         )
+        manifest["params_profile"] = params_profile
         write_json(tmp / layout.MANIFEST_JSON, manifest)
         steps.mark("manifest")
     # the timings go to the caller (the log), never into the directory: an output holding its own run

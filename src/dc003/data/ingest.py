@@ -276,3 +276,17 @@ def open_inputs(raw_dir: str | os.PathLike[str], contract: Dc002Contract) -> dic
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
+
+
+def raw_facts(raw_dir: str | os.PathLike[str]) -> tuple[str, int]:
+    """(source, rows of the customers file) of a raw stage output, what a params profile's
+    ``applies_when`` is judged on (a directory without ``source.json`` counts as kaggle)."""
+    import polars as pl
+
+    from dc003.io import read_json
+
+    source_json = Path(raw_dir) / "source.json"
+    source = str(read_json(source_json)["source"]) if source_json.is_file() else "kaggle"
+    path, fmt = locate_file(raw_dir, "customers")
+    frame = pl.scan_parquet(path) if fmt == "parquet" else pl.scan_csv(path, infer_schema=False)
+    return source, int(frame.select(pl.len()).collect().item())

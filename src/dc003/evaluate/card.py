@@ -112,6 +112,11 @@ def render_model_card(results: dict[str, Any], ctx: CardContext) -> str:
         if isinstance(counts.get("interactions.parquet"), int)
         else "- Interaction counts: n/a.",
     ]
+    if man.get("params_profile"):
+        lines.append(
+            f"- Params profile `{man['params_profile']}` in use: the dataset stage chose it for this data "
+            "and every stage applied its overrides on top of params.yaml (`dc003 params check` lists them)."
+        )
     for name in ("train", "val", "test"):
         if name in splits:
             s = splits[name]

@@ -79,6 +79,7 @@ class SectionView:
         self._params = params
         self._sections = sections
         self._source = source
+        self.profile: str | None = None  # the params profile applied (see dc003.params.profiles)
 
     @property
     def sections(self) -> tuple[str, ...]:
@@ -95,7 +96,35 @@ class SectionView:
         return getattr(self._params, name)
 
 
-def load_sections(path: str | os.PathLike[str], sections: tuple[str, ...]) -> SectionView:
+def load_sections(
+    path: str | os.PathLike[str], sections: tuple[str, ...], *, profile: str | None = None
+) -> SectionView:
+    """The stage's declared sections of ``path``; with ``profile`` (a params/*.yaml profile file, as the
+    dataset manifest records it: :func:`dataset_profile`), its overrides of those sections applied."""
     from dc003.contracts.loading import display_path
 
-    return SectionView(load_params(path), sections, display_path(path))
+    params = load_params(path)
+    if profile is not None:
+        from dc003.params.profiles import load_profile
+
+        mine = {k: v for k, v in load_profile(profile).overrides.items() if k.split(".", 1)[0] in sections}
+        try:
+            params = with_overrides(params, mine)
+        except KeyError as exc:
+            from dc003.errors import Dc003Error
+
+            raise Dc003Error(f"{profile}: overrides: {exc.args[0]}") from None
+    view = SectionView(params, sections, display_path(path))
+    view.profile = profile
+    return view
+
+
+def dataset_profile(dataset_dir: str | os.PathLike[str]) -> str | None:
+    """The params profile the dataset stage chose for this dataset (its manifest's ``params_profile``)."""
+    from dc003.io import read_json
+
+    manifest = Path(dataset_dir) / "manifest.json"
+    if not manifest.is_file():
+        return None
+    value = read_json(manifest).get("params_profile")
+    return str(value) if value else None

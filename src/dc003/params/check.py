@@ -31,10 +31,18 @@ class Extension(Declared):
     note: str  # what the knob adds beyond the contract
 
 
+class ProfileUse(Declared):
+    file: str  # params/<name>.yaml
+    applies_when: dict[str, Any]
+    overrides: dict[str, Any]  # params key -> the value the profile sets (params.yaml's is replaced)
+    in_use: bool  # the current dataset (paths.dataset_dir) recorded this profile
+
+
 class ParamsReport(Declared):
     params_file: str
     deviations: list[Deviation]
     extensions: list[Extension]
+    profiles: list[ProfileUse]
 
 
 def _fields(model: type[BaseModel], marker: str, prefix: str = "") -> list[tuple[str, str]]:
@@ -102,7 +110,44 @@ def check_params(
     extensions = [
         Extension(key=key, value=resolve(params, key), note=note) for key, note in extension_fields(Params)
     ]
-    return ParamsReport(params_file=display_path(params_path), deviations=deviations, extensions=extensions)
+    return ParamsReport(
+        params_file=display_path(params_path),
+        deviations=deviations,
+        extensions=extensions,
+        profiles=_profiles(params, params_path),
+    )
+
+
+def _profiles(params: Any, params_path: str | os.PathLike[str]) -> list[ProfileUse]:
+    """Every params profile, validated (file, and its overrides against the params model), and whether the
+    current dataset uses it."""
+    from pathlib import Path
+
+    from dc003.errors import Dc003Error
+    from dc003.params import dataset_profile, with_overrides
+    from dc003.params.profiles import load_profile, profile_paths
+
+    root = Path(params_path).resolve().parent
+    in_use = dataset_profile(root / params.paths.dataset_dir)
+    out = []
+    for path in profile_paths(root):
+        if not path.is_file():
+            continue
+        profile = load_profile(path)
+        try:
+            with_overrides(params, profile.overrides)
+        except KeyError as exc:
+            raise Dc003Error(f"{path.relative_to(root)}: overrides: {exc.args[0]}") from None
+        rel = path.relative_to(root).as_posix()
+        out.append(
+            ProfileUse(
+                file=rel,
+                applies_when=profile.applies_when.model_dump(),
+                overrides=profile.overrides,
+                in_use=in_use == rel,
+            )
+        )
+    return out
 
 
 def _load_dc002(path: str | os.PathLike[str]) -> Any:

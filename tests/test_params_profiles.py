@@ -1,0 +1,77 @@
+"""Params profiles (params/*.yaml): the dataset stage picks the one whose applies_when holds for its raw
+inputs, records it in the manifest, and the later stages apply the same overrides to their sections."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dc003.data.ingest import raw_facts
+from dc003.errors import Dc003Error
+from dc003.params import dataset_profile, load_params, load_sections
+from dc003.params.profiles import choose_profile, load_profile
+
+from .conftest import HM_SAMPLE, REPO
+
+SMALL = "params/kaggle-small.yaml"
+
+
+def test_the_small_data_profile_applies_to_the_real_sample_only() -> None:
+    assert raw_facts(HM_SAMPLE) == ("kaggle", 1364)
+    assert choose_profile("kaggle", 1364, REPO) == SMALL
+    when = load_profile(REPO / SMALL).applies_when
+    assert choose_profile("kaggle", when.max_customers + 1, REPO) is None  # full H&M: params.yaml as it is
+    assert choose_profile("synthetic", 1364, REPO) is None  # the generator at any scale
+
+
+def test_a_stage_applies_the_profile_to_its_own_sections_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    base = load_params("params.yaml")
+    profile = load_profile(SMALL)
+    view = load_sections("params.yaml", ("seed", "phase_2"), profile=SMALL)
+    assert view.profile == SMALL
+    assert view.phase_2.epochs == profile.overrides["phase_2.epochs"] != base.phase_2.epochs
+    assert view.phase_2.batch_size == profile.overrides["phase_2.batch_size"]
+    with pytest.raises(AttributeError):
+        view.dataset  # noqa: B018  (not declared by this stage, whatever the profile touches)
+    assert load_sections("params.yaml", ("seed", "phase_2")).phase_2.epochs == base.phase_2.epochs
+
+
+def test_a_typo_in_a_profile_is_one_error_naming_the_file_and_key(tmp_path: Path) -> None:
+    bad = tmp_path / "params" / "kaggle-small.yaml"
+    bad.parent.mkdir()
+    text = (REPO / SMALL).read_text(encoding="utf-8").replace("phase_2.epochs:", "phase_2.epoch:")
+    bad.write_text(text, encoding="utf-8")
+    with pytest.raises(Dc003Error, match=r"kaggle-small.yaml: overrides: unknown params key 'phase_2.epoch'"):
+        load_sections(REPO / "params.yaml", ("phase_2",), profile=str(bad))
+
+
+def test_the_dataset_stage_records_the_profile_and_builds_with_it(tmp_path: Path) -> None:
+    """The real stage on the H&M sample: the profile is chosen from the raw files, the train window is the
+    profile's, the manifest says so, and a later stage's load reads the same profile from it."""
+    work = tmp_path / "work"
+    for rel in ("contracts", "params"):
+        shutil.copytree(REPO / rel, work / rel)
+    shutil.copy(REPO / "params.yaml", work / "params.yaml")
+    raw = work / "raw"
+    raw.mkdir()
+    for name in ("articles.parquet", "customers.csv", "transactions_train.csv"):
+        (raw / name).symlink_to(HM_SAMPLE / name)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.dataset", "--raw", "raw", "--out", "dataset"],
+        cwd=work, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"params profile {SMALL} applied" in done.stdout
+    manifest = json.loads((work / "dataset/manifest.json").read_text())
+    assert manifest["params_profile"] == SMALL
+    window = load_profile(REPO / SMALL).overrides["dataset.train_window_days"]
+    assert manifest["params"]["train_window_days"] == window
+    assert dataset_profile(work / "dataset") == SMALL
