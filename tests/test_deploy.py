@@ -493,6 +493,44 @@ def test_recommend_with_an_empty_customer_id_is_an_error_not_a_cold_start(tmp_pa
         assert res.stderr.strip().startswith("error: --customer: empty customer_id"), res.stderr
 
 
+@pytest.mark.parametrize(
+    "name", [layout.USER_TOWER_FP32, layout.USER_FEATURES, layout.INDEX, layout.MAPPINGS, layout.ITEMS]
+)
+def test_recommend_with_a_truncated_artifact_is_one_line_naming_it(
+    exported: dict[str, Any], tmp_path: Path, name: str
+) -> None:
+    import shutil
+
+    from dc003.cli import app
+
+    arts = tmp_path / "artifacts"
+    shutil.copytree(exported["arts"], arts)
+    serving_file = json.loads((arts / layout.MODEL_CONFIG).read_text())["serving"]["user_tower"]
+    target = arts / (serving_file if name == layout.USER_TOWER_FP32 else name)
+    target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
+    res = CliRunner().invoke(app, ["recommend", "--customer", f"{5:064x}", "--artifacts", str(arts)])
+    assert res.exit_code == 1
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith(f"error: {target}: unreadable export artifact, truncated or corrupted (")
+    assert line.endswith("; re-run the export stage")
+
+
+def test_recommend_refuses_pickled_user_features(exported: dict[str, Any], tmp_path: Path) -> None:
+    import shutil
+
+    from dc003.cli import app
+
+    arts = tmp_path / "artifacts"
+    shutil.copytree(exported["arts"], arts)
+    np.savez(arts / layout.USER_FEATURES, categorical=np.array([{"hook": "x"}], dtype=object))
+    res = CliRunner().invoke(app, ["recommend", "--customer", f"{5:064x}", "--artifacts", str(arts)])
+    assert res.exit_code == 1
+    assert res.stderr.strip() == (
+        f"error: {arts / layout.USER_FEATURES}: holds pickled Python objects, refused: it may be unsafe to "
+        "load; re-run the export stage"
+    )
+
+
 def test_recommend_does_not_import_torch(exported: dict[str, Any]) -> None:
     code = (
         "import sys, json; from typer.testing import CliRunner; from dc003.cli import app; "

@@ -159,6 +159,56 @@ def test_epoch_order_keeps_baskets_whole_and_covers_everything(tiny: tuple[Path,
     assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
 
 
+def _check_batches(batches: list[np.ndarray], baskets: np.ndarray) -> None:
+    assert np.array_equal(np.sort(np.concatenate(batches)), np.arange(baskets.size))  # each example once
+    for b in batches:
+        assert np.unique(baskets[b]).size >= 2  # never empty, never a single user row (batch norm)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_basket_larger_than_a_batch_leaves_no_empty_or_single_basket_batch(seed: int) -> None:
+    # baskets of 3, 20 and 3 examples, batches of 8: the 20 spans two batch slots; cut as before it left an
+    # empty batch (IndexError in Recipe.table) or a batch of the big basket alone (batch norm refused it)
+    baskets = np.repeat(np.arange(3), [3, 20, 3])
+    batches = epoch_order(baskets, np.zeros(baskets.size, dtype=np.int64), 8, np.random.default_rng(seed))
+    _check_batches(batches, baskets)
+    # and in a longer run of mixed baskets, with train-week groups
+    rng = np.random.default_rng(seed)
+    sizes = rng.choice([1, 2, 3, 30], size=60, p=[0.4, 0.3, 0.2, 0.1])
+    baskets = np.repeat(np.arange(sizes.size), sizes)
+    weeks = np.repeat(rng.integers(0, 4, size=sizes.size), sizes)
+    lengths = rng.integers(0, 50, size=baskets.size)
+    _check_batches(epoch_order(baskets, lengths, 8, rng, np.sort(weeks)), baskets)
+
+
+def test_a_train_week_of_one_basket_joins_the_week_before(tiny: tuple[Path, TrainingData]) -> None:
+    """A week holding a single basket cannot make a batch of its own: its examples train in the previous
+    week's batches with that week's item features (older, never newer than their own week)."""
+    _, data = tiny
+    recipe = _recipe(data)
+    rows, periods = recipe.examples["train"], data.period[recipe.examples["train"]]
+    baskets = recipe.baskets["train"]
+    assert np.unique(periods).size > 2
+    week = int(np.unique(periods)[2])
+    lone = int(baskets[periods == week][0])
+    keep = (periods != week) | (baskets == lone)  # week 2 keeps one basket
+    recipe.examples["train"] = rows[keep]
+    recipe.baskets["train"] = basket_ids(data, rows[keep])
+    order = recipe.order("train", 8, np.random.default_rng(0))
+    _check_batches(order, recipe.baskets["train"])
+    (mixed,) = [b for b in order if np.unique(data.period[rows[keep][b]]).size > 1]
+    assert set(np.unique(data.period[rows[keep][mixed]]).tolist()) == {week - 1, week}
+    assert recipe.table("train", rows[keep][mixed]) is recipe.items["train"][week - 1]
+    # the first week alone joins the next one: the batch reads the first week's (older) features
+    first = int(np.unique(periods)[0])
+    keep = (periods != first) | (baskets == int(baskets[periods == first][0]))
+    order = epoch_order(basket_ids(data, rows[keep]), np.zeros(int(keep.sum())), 8, np.random.default_rng(0),
+                        periods[keep])  # fmt: skip
+    _check_batches(order, basket_ids(data, rows[keep]))
+    (mixed,) = [b for b in order if np.unique(periods[keep][b]).size > 1]
+    assert recipe.table("train", rows[keep][mixed]) is recipe.items["train"][first]
+
+
 def test_deduplicated_towers_give_the_same_loss_as_per_example(tiny: tuple[Path, TrainingData]) -> None:
     """A batch runs each tower once per basket / distinct item and expands by index: the loss must equal
     the loss computed with one tower row per example."""
@@ -336,6 +386,74 @@ def test_killed_phase_resumes_from_last_epoch(
     assert len(got_lines) == len(ref_lines) == ref.steps + 1
     # a state saved for other inputs is never used
     assert ResumeStore(tmp_path / "resume", "other").load() is None
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a copy or a full disk cut it short
+
+
+def _tamper(path: Path) -> None:
+    import os
+
+    torch.save({"model": {}, "epoch": 0, "hook": os.system}, path)  # a pickled callable: refused
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [(_truncate, "unreadable checkpoint, truncated or corrupted"), (_tamper, "may be unsafe to load")],
+)
+def test_an_unreadable_resume_state_is_discarded_and_the_phase_starts_fresh(
+    tiny: tuple[Path, TrainingData],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    damage: object,
+    reason: str,
+) -> None:
+    _, data = tiny
+    monkeypatch.chdir(tmp_path)
+    settings = _settings(epochs=2)
+    reference = _model()
+    ref = train_phase(reference, _recipe(data), settings, device=CPU, validate=_validate, progress=False)
+
+    calls = {"n": 0}
+
+    def dies_in_epoch_2(model: TwoTowerModel) -> dict[str, float]:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise _Killed
+        return _validate(model)
+
+    store = ResumeStore(tmp_path / "resume", "key")
+    with pytest.raises(_Killed):
+        train_phase(
+            _model(),
+            _recipe(data),
+            settings,
+            device=CPU,
+            validate=dies_in_epoch_2,
+            resume=store,
+            progress=False,
+        )
+    assert store.path.is_file()
+    assert callable(damage)
+    damage(store.path)
+    capsys.readouterr()
+
+    # every later run used to stop on the raw torch.load error until the file was deleted by hand
+    again = _model()
+    result = train_phase(
+        again, _recipe(data), settings, device=CPU, validate=_validate, resume=store, progress=False
+    )
+    (warning,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warning.startswith(f"warning: resume state {store.path} discarded (")
+    assert reason in warning and "the phase starts from its input again" in warning
+    # a fresh start: the same epochs and weights as the run that was never interrupted
+    assert [e["epoch"] for e in result.epochs] == [0, 1] and result.epochs == ref.epochs
+    ref_state = reference.state_dict()
+    assert all(torch.equal(v, ref_state[k]) for k, v in again.state_dict().items())
+    state = store.load()  # the damaged file is gone; the state written by the fresh run reads
+    assert state is not None and state["epoch"] == 0
 
 
 def test_nan_loss_stops_the_phase_and_keeps_the_last_good_state(

@@ -22,3 +22,9 @@ def located(file: str, field: str, rule: str, *, row: int | None = None) -> str:
     if row is not None:
         where += f": row {row}"
     return f"{where}: {rule}"
+
+
+def exception_summary(exc: BaseException, limit: int = 160) -> str:
+    """A library's exception as ``Type: first sentence`` on one line (some messages span a paragraph)."""
+    text = " ".join(str(exc).split()).split(". ")[0].rstrip(".")
+    return f"{type(exc).__name__}: {text[:limit]}" if text else type(exc).__name__

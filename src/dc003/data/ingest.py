@@ -211,13 +211,13 @@ def check_complete(path: Path, header: list[str]) -> None:
     shown = display_path(path)
     if len(fields) < len(header):
         what = f"stops after {len(fields)} of {len(header)} fields"
-        column = header[len(fields)]
+        column, fix = header[len(fields)], ""
     else:
         what = "is complete in fields but its last value may be cut"
-        column = header[-1]
+        column, fix = header[-1], ", or end it with a line break if that row is whole"
     raise Dc003Error(
         f"{shown}: {column}: line {line}: truncated_row: the file ends mid-row (no line break after its "
-        f"last line, which {what}); fetch the file again, or end it with a line break if it is complete"
+        f"last line, which {what}); fetch the file again{fix}"
     )
 
 

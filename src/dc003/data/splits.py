@@ -96,10 +96,16 @@ def plan_splits(first_day: int, last_day: int, spec: Splits, train_window_days: 
     needed = spec.test_days + spec.val_days + train_window_days + spec.min_history_days
     have = last_day - first_day + 1
     if train_start - first_day < spec.min_history_days:
+        fits = have - spec.test_days - spec.val_days - spec.min_history_days
+        knob = (
+            f"lower params.yaml dataset.train_window_days (or the applied params profile's) to at most {fits}"
+            if fits > 0
+            else "the test, val and history days of contracts/dc002.yaml splits leave no train window"
+        )
         raise Dc003Error(
-            f"interactions: day: the data spans {have} days "
+            f"transactions: t_dat: the data spans {have} days "
             f"({day_to_date(first_day)} .. {day_to_date(last_day)}) "
             f"but the splits need {needed} (test {spec.test_days} + val {spec.val_days} + train "
-            f"{train_window_days} + history {spec.min_history_days})"
+            f"{train_window_days} + history {spec.min_history_days}): {knob}"
         )
     return SplitPlan(first_day, last_day, train_start, val_start, test_start, train_window_days)

@@ -10,13 +10,15 @@ the PyTorch tower does for a zero-length history.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from dc003.deploy import layout
+from dc003.errors import Dc003Error, exception_summary
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -24,6 +26,24 @@ if TYPE_CHECKING:
 # users per tower call inside a batch: 64 padded less and ran faster than 256 or 1,000 on the default data
 USER_CHUNK = 64
 ITEM_CHUNK = 4096
+T = TypeVar("T")
+
+
+def read_artifact(path: Path, read: Callable[[Path], T]) -> T:
+    """``read(path)``; a missing, truncated or corrupted artifact is one line naming it, never a traceback
+    from ONNX Runtime, FAISS, numpy or json."""
+    if not path.is_file():
+        raise Dc003Error(f"{path}: missing: run the export stage")
+    try:
+        return read(path)
+    except Dc003Error:
+        raise
+    except Exception as exc:
+        if "allow_pickle" in str(exc):  # numpy refuses pickled objects: they could run code when loaded
+            rule = "holds pickled Python objects, refused: it may be unsafe to load"
+        else:
+            rule = f"unreadable export artifact, truncated or corrupted ({exception_summary(exc)})"
+        raise Dc003Error(f"{path}: {rule}; re-run the export stage") from None
 
 
 def session(path: str | Path, threads: int = 1, optimization: str = "all") -> ort.InferenceSession:
@@ -133,6 +153,12 @@ class UserTable:
         )
 
 
+def _serving_config(path: Path) -> dict[str, Any]:
+    serving = dict(json.loads(path.read_text("utf-8"))["serving"])
+    str(serving["user_tower"])  # a KeyError here: not the export stage's config
+    return serving
+
+
 @dataclass(frozen=True)
 class Recommendation:
     customer_id: str
@@ -147,17 +173,18 @@ class Recommender:
         import faiss
         import pyarrow.parquet as pq
 
-        config = json.loads((artifacts_dir / layout.MODEL_CONFIG).read_text(encoding="utf-8"))
-        mappings = json.loads((artifacts_dir / layout.MAPPINGS).read_text(encoding="utf-8"))
-        self.customers: dict[str, int] = mappings["customers"]
-        self.users = UserTable.load(artifacts_dir / layout.USER_FEATURES)
-        self.session = session(artifacts_dir / config["serving"]["user_tower"], threads)
+        serving = read_artifact(artifacts_dir / layout.MODEL_CONFIG, _serving_config)
+        self.customers: dict[str, int] = read_artifact(
+            artifacts_dir / layout.MAPPINGS, lambda p: dict(json.loads(p.read_text("utf-8"))["customers"])
+        )
+        self.users = read_artifact(artifacts_dir / layout.USER_FEATURES, UserTable.load)
+        self.session = read_artifact(artifacts_dir / serving["user_tower"], lambda p: session(p, threads))
         faiss.omp_set_num_threads(threads)
-        self.index = faiss.read_index(str(artifacts_dir / layout.INDEX))
-        self.prior_weight: float | None = config["serving"].get("prior_weight")  # the popularity prior
-        self.repurchase_boost = float(config["serving"].get("repurchase_boost") or 0.0)
-        self.temperature = float(config["serving"].get("temperature") or 1.0)
-        items = pq.read_table(artifacts_dir / layout.ITEMS).to_pydict()
+        self.index = read_artifact(artifacts_dir / layout.INDEX, lambda p: faiss.read_index(str(p)))
+        self.prior_weight: float | None = serving.get("prior_weight")  # the popularity prior
+        self.repurchase_boost = float(serving.get("repurchase_boost") or 0.0)
+        self.temperature = float(serving.get("temperature") or 1.0)
+        items = read_artifact(artifacts_dir / layout.ITEMS, lambda p: pq.read_table(p).to_pydict())
         self.item_columns = {k: list(v) for k, v in items.items()}
 
     def _table(self, customer_id: str) -> tuple[UserTable, bool]:

@@ -5,6 +5,10 @@ history (rows ``[hist_start, hist_end)``, most recent first, trimmed to the batc
 and the purchased item. Epoch order is length-bucketed: examples are shuffled, cut into chunks of
 ``bucket_batches`` batches, sorted by history length inside a chunk and cut into batches whose order is
 shuffled again, so most batches carry little padding while each still mixes many users.
+
+Every training batch holds at least two baskets (the towers' batch norm needs two rows): a basket larger
+than a batch, or a train week with a single basket, is merged into a neighbouring batch / week rather than
+left alone (or leaving an empty batch behind).
 """
 
 from __future__ import annotations
@@ -67,12 +71,14 @@ def epoch_order(
     groups: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Example positions cut into length-bucketed batches of whole baskets, about ``batch_size`` examples
-    each; a batch never mixes ``groups`` (the train week: one batch sees one week's item features).
+    each; a batch never mixes ``groups`` (the train week: one batch sees one week's item features), except
+    that a group of a single basket joins a neighbouring group (:func:`_merge_single_basket_groups`).
 
     ``baskets`` (non-decreasing basket index per position) and ``lengths`` (history length per position)
     describe the examples; only the order of the baskets is random.
     """
     if groups is not None:
+        groups = _merge_single_basket_groups(baskets, groups)
         batches = []
         for g in np.unique(groups):
             pos = np.flatnonzero(groups == g)
@@ -94,15 +100,53 @@ def _ordered(
     sizes = np.diff(np.r_[starts, n])
     perm = rng.permutation(starts.size)
     chunk_of = _even_cut(sizes[perm], batch_size * BUCKET_BATCHES)
-    batches: list[np.ndarray] = []
-    for c in range(int(chunk_of[-1]) + 1):
+    chosen: list[np.ndarray] = []  # basket numbers of each batch
+    # a basket larger than a batch (or a chunk) skips group numbers: only the numbers in use make batches
+    for c in np.unique(chunk_of):
         part = perm[chunk_of == c]
         part = part[np.argsort(lengths[starts[part]], kind="stable")]
         cut = _even_cut(sizes[part], batch_size)
-        for b in range(int(cut[-1]) + 1):
-            chosen = part[cut == b]
-            batches.append(_expand(starts[chosen], sizes[chosen]))
-    return batches
+        chosen += [part[cut == b] for b in np.unique(cut)]
+    return [_expand(starts[c], sizes[c]) for c in _no_single_baskets(chosen)]
+
+
+def _no_single_baskets(batches: list[np.ndarray]) -> list[np.ndarray]:
+    """A batch of one basket (one user row: batch norm fails in training) joins the next batch (the
+    previous one when it is the last); with a single basket in all there is nothing to join."""
+    out: list[np.ndarray] = []
+    carry: np.ndarray | None = None
+    for b in batches:
+        if carry is not None:
+            b = np.concatenate([carry, b])
+            carry = None
+        if b.size < 2:
+            carry = b
+        else:
+            out.append(b)
+    if carry is not None:
+        if out:
+            out[-1] = np.concatenate([out[-1], carry])
+        else:
+            out.append(carry)
+    return out
+
+
+def _merge_single_basket_groups(baskets: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Groups (train weeks) holding a single basket join the previous group that holds two or more (the
+    first such group when none precedes); all of them form one group when none holds two. The batch then
+    reads the earliest week's item features (:meth:`dc003.train.recipes.Recipe.table`): staler for the
+    moved examples, never later than their own week."""
+    labels = np.unique(groups)
+    if labels.size < 2:
+        return groups
+    counts = np.array([np.unique(baskets[groups == g]).size for g in labels])
+    kept = labels[counts >= 2]
+    if kept.size == labels.size:
+        return groups
+    if kept.size == 0:
+        return np.full_like(groups, labels[0])
+    target = kept[np.clip(np.searchsorted(kept, labels, side="right") - 1, 0, None)]
+    return target[np.searchsorted(labels, groups)]
 
 
 @dataclass(frozen=True)

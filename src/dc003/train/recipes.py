@@ -49,9 +49,13 @@ class Recipe:
         return epoch_order(self.baskets[split], self.lengths(split), batch_size, rng, groups)
 
     def table(self, split: str, rows: np.ndarray) -> ItemTable:
-        """The item features of the batch's period (a batch never spans two train weeks)."""
+        """The item features of the batch's period: a batch spans one train week, except a week of a single
+        basket merged into a neighbouring week's batches (:func:`dc003.train.batches.epoch_order`), which
+        reads the earlier week's features (never features from after an example's own week)."""
         tables = self.items[split]
-        return tables[int(self.data.period[rows[0]])] if split == "train" and len(tables) > 1 else tables[0]
+        if split != "train" or len(tables) == 1 or rows.size == 0:
+            return tables[0]
+        return tables[int(self.data.period[rows].min())]
 
     def batch(self, split: str, positions: np.ndarray, rng: np.random.Generator) -> Batch:
         """Towers' inputs for the examples at ``positions``: one user row per basket, one item row per

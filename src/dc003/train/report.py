@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
@@ -55,6 +55,8 @@ def _output_shapes(model: TwoTowerModel, data: TrainingData) -> dict[str, Any]:
     from dc003.train.batches import ItemTable, user_features
 
     rows = data.rows("val")[:_SHAPE_SAMPLE]
+    if rows.size == 0:  # a val week without purchases: any users' rows (only shapes and norms are checked)
+        rows = np.arange(min(_SHAPE_SAMPLE, data.user.size))
     model.eval()
     with torch.no_grad():
         u = model.get_user_embeddings(
@@ -99,9 +101,10 @@ def architecture_report(
     trends: dict[str, list[float]] = {}
     for h in history:
         losses = [float(e["train/epoch_loss"]) for e in h["epochs"]]
-        if len(losses) < 2 and h.get("initial_val_loss") is not None and "val/loss" in h["epochs"][-1]:
+        before, after = h.get("initial_val_loss"), h["epochs"][-1].get("val/loss") if h["epochs"] else None
+        if len(losses) < 2 and _finite(before) and _finite(after):
             # one epoch: the objective on the same val examples before and after it
-            losses = [float(h["initial_val_loss"]), float(h["epochs"][-1]["val/loss"])]
+            losses = [float(before), float(after)]
         elif len(losses) < 2:  # no val examples: the first and last tenth of its steps
             losses = [float(h["step_loss_head"]), float(h["step_loss_tail"])]
         trends[h["phase"]] = losses
@@ -117,6 +120,10 @@ def architecture_report(
         "devices": {h["phase"]: h["device"] for h in history},
         "precision": {h["phase"]: h["precision"] for h in history},
     }
+
+
+def _finite(value: object) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def training_metrics(history: list[dict[str, Any]]) -> dict[str, Any]:

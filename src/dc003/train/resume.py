@@ -4,6 +4,9 @@ One directory per phase (``data/resume/phase_N``); inside it one subdirectory pe
 the input checkpoint, the data, the phase's params and the training code), so a state saved for other
 inputs is never used. ``state.pt`` holds the end-of-epoch model, optimiser, scaler and EMA state, the
 history so far and the dvclive files; it is written atomically and removed once the phase completes.
+
+A state that cannot be read (truncated by a full disk or a copy, or refused by the weights-only loader) is
+only a lost shortcut: it is removed with a warning naming it, and the phase starts from its input again.
 """
 
 from __future__ import annotations
@@ -11,12 +14,18 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 from dc003.model import checkpoint
 
 STATE_FILE = "state.pt"
+# what train_phase reads back from a state (dc003.train.loop)
+_STATE_KEYS = frozenset(
+    {"model", "optimizer", "scaler", "ema", "grad_stats", "epochs", "epoch", "step", "train_seconds",
+     "train_samples", "step_losses_head", "live"}
+)  # fmt: skip
 
 
 def input_key(parts: dict[str, Any]) -> str:
@@ -47,7 +56,23 @@ class ResumeStore:
     def load(self) -> dict[str, Any] | None:
         if not self.path.is_file():
             return None
-        return checkpoint.load(self.path)
+        try:
+            state = checkpoint.load(self.path)
+        except checkpoint.CheckpointError as exc:
+            self._discard(str(exc).removeprefix(f"{self.path}: ").split("; ")[0])
+            return None
+        missing = sorted(_STATE_KEYS - set(state))
+        if missing:
+            self._discard(f"no {', '.join(missing)}")
+            return None
+        return state
+
+    def _discard(self, reason: str) -> None:
+        print(
+            f"warning: resume state {self.path} discarded ({reason}); the phase starts from its input again",
+            file=sys.stderr,
+        )
+        self.clear()
 
     def save(self, state: dict[str, Any]) -> None:
         # states of other input keys are stale from now on

@@ -142,6 +142,7 @@ def _train(
     from dc003.train.resume import ResumeStore
     from dc003.train.validation import retrieval_metrics, retrieval_set, validation_loss
 
+    _check_examples(name, data, recipe, paths.dataset_dir)
     rset = retrieval_set(data, "val")
 
     def validate(m: TwoTowerModel) -> dict[str, float]:
@@ -169,6 +170,37 @@ def _train(
     )
     store.clear()
     return result
+
+
+def _check_examples(name: str, data: TrainingData, recipe: Recipe, dataset_dir: Path) -> None:
+    """Stop with one line when the train split cannot make a batch; warn when val is empty."""
+    import sys
+
+    from dc003.errors import Dc003Error
+    from dc003.params import dataset_profile
+
+    file = dataset_dir / "interactions.parquet"
+    window = data.cutoffs["val"] - data.cutoffs["train"]
+    profile = dataset_profile(dataset_dir)  # its overrides win over params.yaml
+    knob = (
+        f"{profile} overrides dataset.train_window_days"
+        if profile
+        else "params.yaml dataset.train_window_days"
+    )
+    n_examples = int(recipe.examples["train"].size)
+    n_baskets = int(np.unique(recipe.baskets["train"]).size)
+    if n_baskets < 2:
+        raise Dc003Error(
+            f"{file}: split train: {n_examples} interaction(s) in {n_baskets} basket(s) (customer-days) in "
+            f"the {window}-day train window; {name} needs at least 2 (batch norm trains on two or more user "
+            f"rows): widen {knob}"
+        )
+    if recipe.examples["val"].size == 0:
+        print(
+            f"warning: {name}: {file}: split val: no interactions in the val week: the val metrics are NaN "
+            f"(contracts/dc002.yaml splits.val_days sets its length)",
+            file=sys.stderr,
+        )
 
 
 def _write_phase(

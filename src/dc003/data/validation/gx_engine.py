@@ -247,11 +247,16 @@ class GxRun:
         finally:
             engine.HASH_THRESHOLD = threshold
         out: dict[str, EngineResult] = {r.id: EngineResult(failed=True, error="no result") for r in rules}
+        kinds = {r.id: r.kind for r in rules}
         for er in result.results:
             config = er.expectation_config
             rule_id = (config.meta or {}).get("rule_id") if config is not None else None
             if rule_id in out:
                 out[rule_id] = _result(er)
+                observed = out[rule_id].observed
+                if kinds[rule_id] == "null_share_between" and isinstance(observed, int | float):
+                    # GE observes the non-null share (see expectation()): report the null share the rule is about
+                    out[rule_id].observed = round(1.0 - float(observed), 6)
         return out
 
     def _run_id(self) -> Any:
