@@ -203,7 +203,7 @@ def history_truncation(
 SWEEP_GRIDS: dict[str, tuple[float | None, ...]] = {
     "popularity_prior": (0.0, 0.25, 0.5, 0.75, 1.0),
     "new_item_quantile": (None, 0.25, 0.5, 0.75, 0.9),
-    "repurchase_boost": (0.0, 0.25, 0.5, 1.0, 2.0),
+    "repurchase_boost": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
 }
 
 
