@@ -239,12 +239,13 @@ def main(argv: list[str]) -> None:
     # the params profile the dataset stage would choose for these raw files (params/kaggle-small.yaml on
     # the H&M sample), then --set on top
     from dc003.data.ingest import raw_facts
-    from dc003.params.profiles import choose_profile, load_profile
+    from dc003.params import apply_profile
+    from dc003.params.profiles import choose_profile
 
     profile = choose_profile(*raw_facts(args.raw_dir)) if not args.no_profile else None
     params = load_params(args.params)
     if profile is not None:
-        params = with_overrides(params, load_profile(profile).overrides)
+        params = apply_profile(params, profile)
     params = with_overrides(params, overrides)
     work = args.work or Path(tempfile.mkdtemp(prefix="dc003-folds-"))
     cache = args.text_cache or work / "text_cache"

@@ -237,11 +237,17 @@ def test_oracle_is_mapped_to_indices(tiny: tuple[Path, Path, dict]) -> None:  # 
     assert u in oracle.filter(pl.col("rank") == first["rank"])["user_idx"].to_list()
 
 
-def test_stage_error_is_one_line_without_traceback(tmp_path: Path) -> None:
+def _stage_dir(tmp_path: Path) -> Path:
+    """A directory to run a stage in: the contracts and params.yaml, as in the repository."""
     work = tmp_path / "work"
     (work / "contracts").mkdir(parents=True)
     for f in ("contracts/dc002.yaml", "contracts/dc003.yaml", "params.yaml"):
         shutil.copyfile(REPO / f, work / f)
+    return work
+
+
+def test_stage_error_is_one_line_without_traceback(tmp_path: Path) -> None:
+    work = _stage_dir(tmp_path)
     raw = small_raw(work / "raw")
     pl.read_csv(raw / "customers.csv", infer_schema=False).drop("age").write_csv(raw / "customers.csv")
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'src'}"}
@@ -291,10 +297,7 @@ def test_numeric_article_ids_build_the_same_dataset(tmp_path: Path, fmt: str) ->
 
 
 def test_stage_lists_extra_columns_and_refuses_a_cut_file(tmp_path: Path) -> None:
-    work = tmp_path / "work"
-    (work / "contracts").mkdir(parents=True)
-    for f in ("contracts/dc002.yaml", "contracts/dc003.yaml", "params.yaml"):
-        shutil.copyfile(REPO / f, work / f)
+    work = _stage_dir(tmp_path)
     raw = synthetic_raw(work / "raw")
     customers = pl.read_csv(raw / "customers.csv", infer_schema=False)
     customers.with_columns(pl.lit("x").alias("loyalty_tier"), pl.lit("y").alias("store")).write_csv(

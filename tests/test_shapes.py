@@ -257,6 +257,12 @@ def test_most_purchases_months_before_the_train_window(tmp_path: Path, text_cach
     _end_to_end(f"2 train window holds {share:.1%} of the rows", project, outcome)
 
 
+def _days(start: date, end: date) -> pl.Expr:
+    """Rows of t_dat in [start, end)."""
+    day = pl.col("t_dat")
+    return (day >= pl.lit(start.isoformat())) & (day < pl.lit(end.isoformat()))
+
+
 def test_a_train_window_with_a_single_basket_stops_at_phase_1(tmp_path: Path, text_cache: Path) -> None:
     """Nothing bought in the 84 days before val but one customer-day: no batch can train (batch norm)."""
     project = _project(tmp_path)
@@ -264,10 +270,9 @@ def test_a_train_window_with_a_single_basket_stops_at_phase_1(tmp_path: Path, te
     _generate(raw)
     train_start, val_start, _ = _split_days(raw)
     tx = _transactions(raw)
-    day = pl.col("t_dat")
-    in_window = (day >= pl.lit(train_start.isoformat())) & (day < pl.lit(val_start.isoformat()))
+    in_window = _days(train_start, val_start)
     keep = tx.filter(in_window).select("t_dat", "customer_id").row(0)
-    one = (day == pl.lit(keep[0])) & (pl.col("customer_id") == pl.lit(keep[1]))
+    one = (pl.col("t_dat") == pl.lit(keep[0])) & (pl.col("customer_id") == pl.lit(keep[1]))
     _write_transactions(raw, tx.filter(~in_window | one))
 
     outcome = _run(project, text_cache)
@@ -328,10 +333,7 @@ def test_a_val_week_without_buyers_runs_with_a_warning(tmp_path: Path, text_cach
     raw = project / "data/raw"
     _generate(raw)
     _, val_start, test_start = _split_days(raw)
-    tx = _transactions(raw)
-    day = pl.col("t_dat")
-    in_val = (day >= pl.lit(val_start.isoformat())) & (day < pl.lit(test_start.isoformat()))
-    _write_transactions(raw, tx.filter(~in_val))
+    _write_transactions(raw, _transactions(raw).filter(~_days(val_start, test_start)))
 
     outcome = _run(project, text_cache)
     splits = set(_interactions(project)["split"].unique())

@@ -342,26 +342,8 @@ def test_killed_phase_resumes_from_last_epoch(
         progress=False,
     )
 
-    calls = {"n": 0}
-
-    def dies_in_epoch_2(model: TwoTowerModel) -> dict[str, float]:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise _Killed  # killed during the second epoch's end, after the first epoch's state was saved
-        return _validate(model)
-
     store = ResumeStore(tmp_path / "resume", "key")
-    with pytest.raises(_Killed):
-        train_phase(
-            _model(),
-            _recipe(data),
-            settings,
-            device=CPU,
-            validate=dies_in_epoch_2,
-            live_dir=tmp_path / "live",
-            resume=store,
-            progress=False,
-        )
+    _killed_in_epoch_2(data, settings, store, live_dir=tmp_path / "live")
     state = store.load()
     assert state is not None and state["epoch"] == 0
 
@@ -386,6 +368,25 @@ def test_killed_phase_resumes_from_last_epoch(
     assert len(got_lines) == len(ref_lines) == ref.steps + 1
     # a state saved for other inputs is never used
     assert ResumeStore(tmp_path / "resume", "other").load() is None
+
+
+def _killed_in_epoch_2(
+    data: TrainingData, settings: LoopSettings, store: ResumeStore, live_dir: Path | None = None
+) -> None:
+    """A phase killed during the second epoch's end, after the first epoch's state was saved."""
+    calls = {"n": 0}
+
+    def dies_in_epoch_2(model: TwoTowerModel) -> dict[str, float]:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise _Killed
+        return _validate(model)
+
+    with pytest.raises(_Killed):
+        train_phase(
+            _model(), _recipe(data), settings, device=CPU, validate=dies_in_epoch_2, live_dir=live_dir,
+            resume=store, progress=False,
+        )  # fmt: skip
 
 
 def _truncate(path: Path) -> None:
@@ -416,25 +417,8 @@ def test_an_unreadable_resume_state_is_discarded_and_the_phase_starts_fresh(
     reference = _model()
     ref = train_phase(reference, _recipe(data), settings, device=CPU, validate=_validate, progress=False)
 
-    calls = {"n": 0}
-
-    def dies_in_epoch_2(model: TwoTowerModel) -> dict[str, float]:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise _Killed
-        return _validate(model)
-
     store = ResumeStore(tmp_path / "resume", "key")
-    with pytest.raises(_Killed):
-        train_phase(
-            _model(),
-            _recipe(data),
-            settings,
-            device=CPU,
-            validate=dies_in_epoch_2,
-            resume=store,
-            progress=False,
-        )
+    _killed_in_epoch_2(data, settings, store)
     assert store.path.is_file()
     assert callable(damage)
     damage(store.path)

@@ -105,18 +105,26 @@ def load_sections(
 
     params = load_params(path)
     if profile is not None:
-        from dc003.params.profiles import load_profile
-
-        mine = {k: v for k, v in load_profile(profile).overrides.items() if k.split(".", 1)[0] in sections}
-        try:
-            params = with_overrides(params, mine)
-        except KeyError as exc:
-            from dc003.errors import Dc003Error
-
-            raise Dc003Error(f"{profile}: overrides: {exc.args[0]}") from None
+        params = apply_profile(params, profile, sections)
     view = SectionView(params, sections, display_path(path))
     view.profile = profile
     return view
+
+
+def apply_profile(
+    params: Params, profile: str | os.PathLike[str], sections: tuple[str, ...] | None = None
+) -> Params:
+    """``params`` with a params profile's overrides (of ``sections`` only, when given) applied."""
+    from dc003.errors import Dc003Error
+    from dc003.params.profiles import load_profile
+
+    overrides = load_profile(profile).overrides
+    if sections is not None:
+        overrides = {k: v for k, v in overrides.items() if k.split(".", 1)[0] in sections}
+    try:
+        return with_overrides(params, overrides)
+    except KeyError as exc:
+        raise Dc003Error(f"{os.fspath(profile)}: overrides: {exc.args[0]}") from None
 
 
 def dataset_profile(dataset_dir: str | os.PathLike[str]) -> str | None:

@@ -123,8 +123,7 @@ def _profiles(params: Any, params_path: str | os.PathLike[str]) -> list[ProfileU
     current dataset uses it."""
     from pathlib import Path
 
-    from dc003.errors import Dc003Error
-    from dc003.params import dataset_profile, with_overrides
+    from dc003.params import apply_profile, dataset_profile
     from dc003.params.profiles import load_profile, profile_paths
 
     root = Path(params_path).resolve().parent
@@ -133,12 +132,9 @@ def _profiles(params: Any, params_path: str | os.PathLike[str]) -> list[ProfileU
     for path in profile_paths(root):
         if not path.is_file():
             continue
-        profile = load_profile(path)
-        try:
-            with_overrides(params, profile.overrides)
-        except KeyError as exc:
-            raise Dc003Error(f"{path.relative_to(root)}: overrides: {exc.args[0]}") from None
         rel = path.relative_to(root).as_posix()
+        apply_profile(params, path)  # its overrides must name real keys with valid values
+        profile = load_profile(path)
         out.append(
             ProfileUse(
                 file=rel,
