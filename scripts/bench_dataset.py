@@ -45,7 +45,7 @@ BUILD = """
 import dc003, sys
 from dc003.contracts import load_dc002, load_dc003
 from dc003.data.build import BuildSettings, build_dataset
-from dc003.params import load_params
+from dc003.params.full import load_params
 p = load_params("params.yaml").dataset
 m = build_dataset(sys.argv[1], sys.argv[2], load_dc002(), load_dc003(),
                   BuildSettings(p.max_history, p.train_window_days, p.popularity_window_days))

@@ -196,7 +196,7 @@ def _run(
 def main() -> None:
     import torch
 
-    from dc003.params import load_params
+    from dc003.params.full import load_params
 
     parser = argparse.ArgumentParser(prog="python scripts/bench_train.py")
     parser.add_argument("--steps", type=int, default=30)

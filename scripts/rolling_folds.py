@@ -228,7 +228,7 @@ def main(argv: list[str]) -> None:
 
     from dc003.evaluate.folds import last_transaction_day, plan_folds, summarise
     from dc003.io import write_json, write_text
-    from dc003.params import load_params, with_overrides
+    from dc003.params.full import load_params, with_overrides
 
     overrides = {}
     for item in args.set:
@@ -239,7 +239,7 @@ def main(argv: list[str]) -> None:
     # the params profile the dataset stage would choose for these raw files (params/kaggle-small.yaml on
     # the H&M sample), then --set on top
     from dc003.data.ingest import raw_facts
-    from dc003.params import apply_profile
+    from dc003.params.full import apply_profile
     from dc003.params.profiles import choose_profile
 
     profile = choose_profile(*raw_facts(args.raw_dir)) if not args.no_profile else None

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dc003.params import section_module
 from dc003.params.profiles import load_profile, profile_paths
 
 from .conftest import REPO
@@ -123,24 +124,43 @@ def test_stage_deps_cover_the_code_it_imports(stage: str, module: str) -> None:
     deps = [_interpolate(str(d)).rstrip("/") for d in _stages()[stage].get("deps", [])]
     # Package __init__ files that only re-export or set up the environment are shared by every stage;
     # listing them everywhere would make any docstring edit re-run the whole pipeline.
-    shared = {REPO / "src/dc003/__init__.py", REPO / "src/dc003/_env.py", REPO / "pipeline/__init__.py"}
+    # The stage shell and the error type are the failure path only: a failed stage writes no outputs.
+    shared = {
+        REPO / "src/dc003/__init__.py",
+        REPO / "src/dc003/_env.py",
+        REPO / "pipeline/__init__.py",
+        REPO / "src/dc003/stage.py",
+        REPO / "src/dc003/errors.py",
+    }
+    # the params models of the sections the stage reads (load_sections imports them by name)
+    needed = closure(module).union(*(closure(section_module(s)) for s in _sections(module) or ()))
     uncovered = []
-    for file in sorted(closure(module) - shared):
+    for file in sorted(needed - shared):
         rel = str(file.relative_to(REPO))
         if not any(rel == d or rel.startswith(d + "/") for d in deps):
             uncovered.append(rel)
     assert not uncovered, f"stage {stage} imports code its deps do not list: {uncovered}"
+    # and no stage depends on a params model it does not read (a bench knob's model re-runs no training)
+    params_models = {d for d in deps if d.startswith("src/dc003/params/")}
+    unread = sorted(params_models - {str(f.relative_to(REPO)) for f in needed})
+    assert not unread, f"stage {stage} depends on params models it does not read: {unread}"
+
+
+def _sections(module: str) -> tuple[str, ...] | None:
+    """The stage module's SECTIONS (the params.yaml sections it reads), None when it reads none."""
+    file = _module_file(module)
+    assert file is not None
+    for node in ast.parse(file.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SECTIONS" for t in node.targets):
+            return tuple(ast.literal_eval(node.value))
+    return None
 
 
 @pytest.mark.parametrize(("stage", "module"), _python_stages())
 def test_stage_params_are_exactly_its_sections(stage: str, module: str) -> None:
     file = _module_file(module)
     assert file is not None
-    tree = ast.parse(file.read_text(encoding="utf-8"))
-    sections = None
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SECTIONS" for t in node.targets):
-            sections = ast.literal_eval(node.value)
+    sections = _sections(module)
     declared = _stages()[stage].get("params", [])
     names: list[str] = []
     files: set[str] = set()

@@ -9,8 +9,9 @@ from typer.testing import CliRunner
 
 from dc003.cli import app
 from dc003.errors import Dc003Error
-from dc003.params import load_params, with_overrides
-from dc003.params.check import check_params, contract_refs
+from dc003.params.check import check_params
+from dc003.params.common import contract_refs
+from dc003.params.full import load_params, with_overrides
 
 P2_TEMP = "  temperature: 0.08\n  label_smoothing: 0.1\n"
 
@@ -63,8 +64,8 @@ def test_typo_and_missing_section(edited) -> None:  # type: ignore[no-untyped-de
 
 def test_every_contract_reference_resolves() -> None:
     from dc003.contracts import load_dc003
-    from dc003.params import Params
     from dc003.params.check import resolve
+    from dc003.params.full import Params
 
     contract = load_dc003()
     refs = [r for r in contract_refs(Params) if r[1].startswith("dc003:")]
@@ -94,3 +95,37 @@ def test_knobs_beyond_the_contract_are_listed_as_extensions(edited) -> None:  # 
     assert [e.value for e in report.extensions if e.key == "phase_2.distillation_weight"] == [0.0]
     res = CliRunner().invoke(app, ["params", "check", "--params", str(off)])
     assert res.exit_code == 0 and "extension(s) beyond the contracts" in res.stdout
+
+
+def test_the_sections_table_is_the_full_model() -> None:
+    from dc003.params import SECTIONS, section_module
+    from dc003.params.full import Params
+
+    assert list(SECTIONS) == list(Params.model_fields)
+    for name, field in Params.model_fields.items():
+        if name != "seed":
+            assert field.annotation is not None
+            assert field.annotation.__module__ == section_module(name), name
+            assert SECTIONS[name].endswith(":" + field.annotation.__name__), name
+
+
+def test_a_stage_loads_only_the_models_of_its_sections(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Reading phase_2 imports the training params models and not the deploy ones; a broken value in a
+    section the stage does not read is not its business (the bench stage, and `params check`, catch it)."""
+    import subprocess
+    import sys
+
+    from .conftest import REPO, edit_text
+
+    path = edit_text(REPO / "params.yaml", tmp_path / "params.yaml", "  warmup: 50\n", "  warmup: -5\n")
+    code = (
+        "import sys; from dc003.params import load_sections; "
+        f"v = load_sections({str(path)!r}, ('seed', 'phase_2')); print(v.phase_2.temperature); "
+        "print(sorted(m for m in sys.modules if m.startswith('dc003.params.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "dc003.params.train" in out and "dc003.params.deploy" not in out, out
+    with pytest.raises(Dc003Error, match="bench"):
+        from dc003.params import load_sections
+
+        load_sections(path, ("bench",))

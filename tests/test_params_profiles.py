@@ -14,7 +14,8 @@ import pytest
 
 from dc003.data.ingest import raw_facts
 from dc003.errors import Dc003Error
-from dc003.params import dataset_profile, load_params, load_sections
+from dc003.params import dataset_profile, load_sections
+from dc003.params.full import load_params
 from dc003.params.profiles import choose_profile, load_profile
 
 from .conftest import HM_SAMPLE, REPO

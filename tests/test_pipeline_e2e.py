@@ -208,6 +208,17 @@ def test_dvc_repro_end_to_end_then_cached_then_an_experiment(project: Path) -> N
     assert "up to date" in status.stdout, status.stdout
     assert _ran(_dvc(clone, "repro")) == set()
 
+    # a bench-only knob, then the deploy params model itself: no training stage is stale
+    params = clone / "params.yaml"
+    params.write_text(params.read_text().replace("  repetitions: 5\n", "  repetitions: 6\n", 1))
+    stale = set(json.loads(_dvc(clone, "status", "--json").stdout))
+    assert stale == {"bench"}, stale
+    model = clone / "src/dc003/params/deploy.py"
+    model.write_text(model.read_text() + "\n# a reviewer's note\n")
+    stale = set(json.loads(_dvc(clone, "status", "--json").stdout))
+    assert "bench" in stale and not stale & {"raw", "dataset", "validate", "text_embed"}, stale
+    assert not {s for s in stale if s.startswith("phase_")}, stale
+
     # an experiment re-runs phase_2 and what follows, nothing before
     exp = _dvc(project, "exp", "run", "-S", "phase_2.temperature=0.07")
     ran = _ran(exp)

@@ -337,14 +337,17 @@ def _architecture_extension_lines(cfg: dict[str, Any], setup: dict[str, Any]) ->
 def _extension_lines(phase: dict[str, Any]) -> list[str]:
     """One line per knob the phase switched on that the contract does not describe (``params check``'s
     extensions), read from the params the phase recorded in its summary."""
-    from dc003.params import Params
-    from dc003.params.check import extension_fields
+    import dc003.params.train  # noqa: F401  (the phases' section models: a dependency of this stage)
+    from dc003.params import SECTIONS, section_model
+    from dc003.params.common import extension_fields
 
     recorded = phase.get("params", {})
+    if phase["phase"] not in SECTIONS:
+        return []
     lines = []
-    for key, note in extension_fields(Params):
-        section, _, name = key.partition(".")
-        if section == phase["phase"] and recorded.get(name):
+    for key, note in extension_fields(section_model(phase["phase"]), phase["phase"]):
+        name = key.partition(".")[2]
+        if recorded.get(name):
             lines.append(f"    - beyond the contract: `{key}` = {recorded[name]}: {note}")
     return lines
 

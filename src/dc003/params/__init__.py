@@ -1,67 +1,72 @@
-"""params.yaml as one typed model. Every section lives in the module of the area that reads it."""
+"""params.yaml, read a section at a time. Every section's model lives in the module of the area that
+reads it (:data:`SECTIONS`); a pipeline stage loads only the sections it declares (:func:`load_sections`),
+so it imports only their models, and its dvc.yaml deps list only those files. The whole file as one model
+is :class:`dc003.params.full.Params` (``dc003 params check``)."""
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-
-from dc003.contracts.base import Declared
-from dc003.params.common import PathsParams
-from dc003.params.data import DataParams, DatasetParams
-from dc003.params.deploy import BenchParams, ExportParams, ServingParams
-from dc003.params.evaluate import EvaluateParams
-from dc003.params.train import (
-    ModelParams,
-    Phase1Params,
-    Phase2Params,
-    Phase3Params,
-    Phase4Params,
-    TextEmbedParams,
-)
-
 PARAMS_PATH = Path("params.yaml")
 
-
-class Params(Declared):
-    seed: int = Field(ge=0)
-    paths: PathsParams
-    data: DataParams
-    dataset: DatasetParams
-    text_embed: TextEmbedParams
-    model: ModelParams
-    phase_1: Phase1Params
-    phase_2: Phase2Params
-    phase_3: Phase3Params
-    phase_4: Phase4Params
-    evaluate: EvaluateParams
-    serving: ServingParams
-    export: ExportParams
-    bench: BenchParams
-
-
-def load_params(path: str | os.PathLike[str] = PARAMS_PATH) -> Params:
-    from dc003.contracts.loading import load_model
-
-    return load_model(Params, path)
+# section -> "module:attribute" of its model (``seed`` is a plain non-negative integer)
+SECTIONS: dict[str, str] = {
+    "seed": "dc003.params.common:Seed",
+    "paths": "dc003.params.common:PathsParams",
+    "data": "dc003.params.data:DataParams",
+    "dataset": "dc003.params.data:DatasetParams",
+    "text_embed": "dc003.params.text:TextEmbedParams",
+    "model": "dc003.params.train:ModelParams",
+    "phase_1": "dc003.params.train:Phase1Params",
+    "phase_2": "dc003.params.train:Phase2Params",
+    "phase_3": "dc003.params.train:Phase3Params",
+    "phase_4": "dc003.params.train:Phase4Params",
+    "evaluate": "dc003.params.evaluate:EvaluateParams",
+    "serving": "dc003.params.deploy:ServingParams",
+    "export": "dc003.params.deploy:ExportParams",
+    "bench": "dc003.params.deploy:BenchParams",
+}
 
 
-def with_overrides(params: Params, overrides: dict[str, Any]) -> Params:
-    """A copy of ``params`` with dotted-key overrides (``{"data.scale": "tiny"}``), re-validated."""
-    from dc003.contracts.loading import validate_data
+def section_module(section: str) -> str:
+    """The module that holds ``section``'s model (what a stage reading it depends on)."""
+    return SECTIONS[section].split(":", 1)[0]
 
-    data = params.model_dump(mode="json")
+
+def section_model(section: str) -> Any:
+    """The model of ``section`` (imports its module only)."""
+    module, attribute = SECTIONS[section].split(":", 1)
+    return getattr(importlib.import_module(module), attribute)
+
+
+def override(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (params as plain data) with dotted-key overrides set in place; KeyError on an unknown key."""
     for dotted, value in overrides.items():
         node = data
         *parents, leaf = dotted.split(".")
         for key in parents:
+            if not isinstance(node, dict) or key not in node:
+                raise KeyError(f"unknown params key {dotted!r}")
             node = node[key]
-        if leaf not in node:
+        if not isinstance(node, dict) or leaf not in node:
             raise KeyError(f"unknown params key {dotted!r}")
         node[leaf] = value
-    return validate_data(Params, data, "params (overrides)")
+    return data
+
+
+def profile_overrides(
+    profile: str | os.PathLike[str], sections: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """A params profile's overrides (of ``sections`` only, when given)."""
+    from dc003.params.profiles import load_profile
+
+    overrides = load_profile(profile).overrides
+    if sections is not None:
+        overrides = {k: v for k, v in overrides.items() if k.split(".", 1)[0] in sections}
+    return overrides
 
 
 class SectionView:
@@ -72,8 +77,8 @@ class SectionView:
     behind what the code reads. Without that, a knob could change results without re-running the stage.
     """
 
-    def __init__(self, params: Params, sections: tuple[str, ...], source: str) -> None:
-        unknown = [s for s in sections if s not in Params.model_fields]
+    def __init__(self, params: Any, sections: tuple[str, ...], source: str) -> None:
+        unknown = [s for s in sections if s not in SECTIONS]
         if unknown:
             raise KeyError(f"unknown params sections {unknown}")
         self._params = params
@@ -99,32 +104,36 @@ class SectionView:
 def load_sections(
     path: str | os.PathLike[str], sections: tuple[str, ...], *, profile: str | None = None
 ) -> SectionView:
-    """The stage's declared sections of ``path``; with ``profile`` (a params/*.yaml profile file, as the
-    dataset manifest records it: :func:`dataset_profile`), its overrides of those sections applied."""
-    from dc003.contracts.loading import display_path
+    """The stage's declared sections of ``path``, validated by their own models only; with ``profile`` (a
+    params/*.yaml profile file, as the dataset manifest records it: :func:`dataset_profile`), its overrides
+    of those sections applied. A top-level key that is no section is an error in every stage."""
+    from pydantic import create_model
 
-    params = load_params(path)
-    if profile is not None:
-        params = apply_profile(params, profile, sections)
-    view = SectionView(params, sections, display_path(path))
+    from dc003.contracts.base import Declared
+    from dc003.contracts.loading import display_path, read_yaml, validate_data
+    from dc003.errors import Dc003Error
+
+    name = display_path(path)
+    data = read_yaml(path)
+    if isinstance(data, dict):
+        unknown = [k for k in data if k not in SECTIONS]
+        if unknown:
+            raise Dc003Error(f"{name}: {unknown[0]}: unknown params section (allowed: {', '.join(SECTIONS)})")
+        data = {k: v for k, v in data.items() if k in sections}
+        if profile is not None:
+            try:
+                override(data, profile_overrides(profile, sections))
+            except KeyError as exc:
+                raise Dc003Error(f"{os.fspath(profile)}: overrides: {exc.args[0]}") from None
+    fields: dict[str, Any] = {}
+    for section in sections:
+        if section not in SECTIONS:
+            raise KeyError(f"unknown params sections {[section]}")
+        fields[section] = (section_model(section), ...)
+    model = create_model("StageParams", __base__=Declared, **fields)
+    view = SectionView(validate_data(model, data, name), sections, name)
     view.profile = profile
     return view
-
-
-def apply_profile(
-    params: Params, profile: str | os.PathLike[str], sections: tuple[str, ...] | None = None
-) -> Params:
-    """``params`` with a params profile's overrides (of ``sections`` only, when given) applied."""
-    from dc003.errors import Dc003Error
-    from dc003.params.profiles import load_profile
-
-    overrides = load_profile(profile).overrides
-    if sections is not None:
-        overrides = {k: v for k, v in overrides.items() if k.split(".", 1)[0] in sections}
-    try:
-        return with_overrides(params, overrides)
-    except KeyError as exc:
-        raise Dc003Error(f"{os.fspath(profile)}: overrides: {exc.args[0]}") from None
 
 
 def dataset_profile(dataset_dir: str | os.PathLike[str]) -> str | None:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pydantic import BaseModel
-
 from dc003.contracts.base import Declared, IntRange
+from dc003.params.common import contract_refs, extension_fields
 
 
 class Deviation(Declared):
@@ -45,30 +44,6 @@ class ParamsReport(Declared):
     profiles: list[ProfileUse]
 
 
-def _fields(model: type[BaseModel], marker: str, prefix: str = "") -> list[tuple[str, str]]:
-    """(params key path, the field's ``marker`` value) for every field, nested ones too, that carries it."""
-    found: list[tuple[str, str]] = []
-    for name, field in model.model_fields.items():
-        path = f"{prefix}.{name}" if prefix else name
-        extra = field.json_schema_extra
-        if isinstance(extra, dict) and isinstance(extra.get(marker), str):
-            found.append((path, str(extra[marker])))
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            found.extend(_fields(annotation, marker, path))
-    return found
-
-
-def contract_refs(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str]]:
-    """(params key path, "dcNNN:contract key path") for every field that mirrors a contract value."""
-    return _fields(model, "contract", prefix)
-
-
-def extension_fields(model: type[BaseModel]) -> list[tuple[str, str]]:
-    """(params key path, note) for every field that switches on something the contract does not describe."""
-    return _fields(model, "extension")
-
-
 def resolve(obj: Any, dotted: str) -> Any:
     node = obj
     for part in dotted.split("."):
@@ -83,7 +58,7 @@ def check_params(
 ) -> ParamsReport:
     from dc003.contracts import load_dc003
     from dc003.contracts.loading import display_path
-    from dc003.params import Params, load_params
+    from dc003.params.full import Params, load_params
 
     params = load_params(params_path)
     contracts: dict[str, Any] = {"dc003": load_dc003(dc003_path)}
@@ -123,7 +98,8 @@ def _profiles(params: Any, params_path: str | os.PathLike[str]) -> list[ProfileU
     current dataset uses it."""
     from pathlib import Path
 
-    from dc003.params import apply_profile, dataset_profile
+    from dc003.params import dataset_profile
+    from dc003.params.full import apply_profile
     from dc003.params.profiles import load_profile, profile_paths
 
     root = Path(params_path).resolve().parent

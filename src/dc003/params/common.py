@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from dc003.contracts.base import Declared
 
@@ -30,6 +30,10 @@ def extension(note: str, **constraints: Any) -> Any:
     return Field(json_schema_extra={"extension": note}, **constraints)
 
 
+# the top-level ``seed``: one non-negative integer every stochastic stage derives its streams from
+Seed = Annotated[int, Field(ge=0)]
+
+
 class Section(Declared):
     """Base of every params.yaml section."""
 
@@ -43,9 +47,34 @@ class PathsParams(Section):
     text_embed_dir: str
     text_cache_dir: str
     phases_dir: str
+    resume_dir: str  # an interrupted phase resumes from here (scratch, never a DVC output)
     checkpoints_dir: str
     metrics_dir: str
     plots_dir: str
     reports_dir: str
     artifacts_dir: str
     registry_dir: str
+
+
+def _fields(model: type[BaseModel], marker: str, prefix: str = "") -> list[tuple[str, str]]:
+    """(params key path, the field's ``marker`` value) for every field, nested ones too, that carries it."""
+    found: list[tuple[str, str]] = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}.{name}" if prefix else name
+        extra = field.json_schema_extra
+        if isinstance(extra, dict) and isinstance(extra.get(marker), str):
+            found.append((path, str(extra[marker])))
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found.extend(_fields(annotation, marker, path))
+    return found
+
+
+def contract_refs(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str]]:
+    """(params key path, "dcNNN:contract key path") for every field that mirrors a contract value."""
+    return _fields(model, "contract", prefix)
+
+
+def extension_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str]]:
+    """(params key path, note) for every field that switches on something the contract does not describe."""
+    return _fields(model, "extension", prefix)

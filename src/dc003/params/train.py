@@ -16,10 +16,6 @@ from dc003.params.evaluate import AlsParams
 Scheduler = Literal["constant", "cosine_annealing", "cosine_annealing_warm_restarts", "linear_decay"]
 
 
-class TextEmbedParams(Section):
-    batch_size: int = Field(gt=0)  # MiniLM encode batch
-
-
 class ModelParams(Section):
     embedding_dim: int = contract_ref("dc003:architecture.embedding_dim", gt=0)
     max_history: int = contract_ref("dc003:user_tower.sequence_encoder.max_sequence_length", gt=0)

@@ -23,7 +23,7 @@ from dc003.text.cache import VectorCache, text_key
 if TYPE_CHECKING:
     from dc003.contracts.dc002 import Dc002Contract
     from dc003.contracts.dc003 import Dc003Contract
-    from dc003.params.train import TextEmbedParams
+    from dc003.params.text import TextEmbedParams
 
 VECTORS_FILE = "item_text.npy"
 MANIFEST_FILE = "manifest.json"
