@@ -180,12 +180,31 @@ def test_history_tokens_are_the_item_towers_view_of_each_item() -> None:
     assert not torch.allclose(a, c, atol=1e-4)
 
 
-@pytest.mark.parametrize("residual", [False, True])
-def test_stored_tokens_reproduce_the_training_path(residual: bool) -> None:
-    """What serving reads (the stored catalogue tokens and embeddings) is what training computes in the
+RESIDUAL_VARIANTS = {
+    "none": {"history_residual": False},
+    "plain": {"history_residual": True},
+    "inputs": {"history_residual": True, "history_residual_inputs": True},
+    "centred": {"history_residual": True, "history_residual_centred": True},
+    "inputs+centred": {
+        "history_residual": True,
+        "history_residual_inputs": True,
+        "history_residual_centred": True,
+    },
+}
+
+
+@pytest.mark.parametrize("variant", list(RESIDUAL_VARIANTS))
+def test_stored_tokens_reproduce_the_training_path(variant: str) -> None:
+    """What serving reads (the stored catalogue tokens and residual rows) is what training computes in the
     batch: the same user embedding, in eval mode, from history rows into the batch's item table."""
-    model = TwoTowerModel(tiny_config(history_residual=residual)).eval()
+    model = TwoTowerModel(tiny_config(**RESIDUAL_VARIANTS[variant])).eval()
+    residual = variant != "none"
     assert (model.user_tower.residual_scale is not None) == residual
+    history = model.user_tower.history
+    if history.residual_projection is not None:  # a trained map, not the initial identity on the embedding
+        torch.nn.init.normal_(history.residual_projection.weight, std=0.1)
+    if history.residual_centred:
+        history.residual_mean.normal_()
     catalogue = _items(30)
     users = _users(4, 6)
     picked = torch.tensor([4, 9, 11, 17, 23, 2, 29])  # the batch's distinct items, any order
@@ -221,6 +240,35 @@ def test_residual_path_pulls_the_user_towards_the_purchased_items() -> None:
         assert float(pulled[row] @ direction) > 0.999
         assert float(plain[row] @ direction) < 0.99
     assert torch.allclose(pulled[2], plain[2], atol=1e-6)  # no purchase, no pull
+
+
+def test_residual_variants_start_as_the_plain_path_and_centre_on_a_training_statistic() -> None:
+    """``history_residual_inputs`` starts as the plain path (its map reads the embedding alone); the centred
+    path subtracts a running mean of purchased rows that training updates and eval leaves alone."""
+    catalogue = _items(30)
+    users = _users(4, 6)
+    torch.manual_seed(0)
+    plain = TwoTowerModel(tiny_config(history_residual=True)).eval()
+    torch.manual_seed(0)
+    inputs = TwoTowerModel(tiny_config(history_residual=True, history_residual_inputs=True)).eval()
+    missing = inputs.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing == ["user_tower.history.residual_projection.weight"]
+    with torch.no_grad():
+        plain.set_item_tokens(catalogue)
+        inputs.set_item_tokens(catalogue)
+        assert torch.allclose(plain.get_user_embeddings(users), inputs.get_user_embeddings(users), atol=1e-6)
+
+    centred = TwoTowerModel(tiny_config(history_residual=True, history_residual_centred=True))
+    history = centred.user_tower.history
+    labels = {"history_rows": users.history % 5}
+    centred.eval()
+    with torch.no_grad():
+        centred.encode(users, _items(5), labels)
+    assert float(history.residual_mean.abs().sum()) == 0.0  # eval: no update
+    centred.train()
+    with torch.no_grad():
+        centred.encode(users, _items(5), labels)
+    assert float(history.residual_mean.abs().sum()) > 0.0
 
 
 def test_history_gradients_reach_the_item_tower() -> None:

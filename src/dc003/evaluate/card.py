@@ -318,7 +318,20 @@ def _architecture_extension_lines(cfg: dict[str, Any], setup: dict[str, Any]) ->
     if seq.get("residual_dim"):
         lines.append(
             "- beyond the contract: `model.history_residual`: the user embedding adds a learned multiple of "
-            "the normalised sum of the purchased items' embeddings before its final normalisation."
+            "the normalised sum of the purchased items' embeddings before its final normalisation"
+            + (
+                " (each purchase read through a learned linear map of its item embedding and input "
+                "representation: `model.history_residual_inputs`)"
+                if seq.get("residual_inputs")
+                else ""
+            )
+            + (
+                "; the sum is taken minus the running mean purchase (`model.history_residual_centred`), so it "
+                "carries how the customer differs from the average buyer"
+                if seq.get("residual_centred")
+                else ""
+            )
+            + "."
         )
     knobs = [
         f"`serving.{k}` = {setup[k]}"

@@ -88,6 +88,10 @@ class SequenceSpec(Declared):
     # > 0: the first residual_dim token features are the item embedding, and the user embedding adds a
     # learned multiple of the normalised sum of the history items' embeddings before its final normalisation
     residual_dim: int = Field(default=0, ge=0)
+    # the residual sums the history embeddings minus count x the running mean purchased embedding
+    residual_centred: bool = False
+    # the residual reads a learned linear map of the whole token features (embedding + inputs)
+    residual_inputs: bool = False
 
 
 class UserTowerConfig(Declared):
@@ -259,6 +263,8 @@ def resolve_model_config(
         item_dim=params.embedding_dim + item_input_width,
         item_id_embedding=params.history_item_id,
         residual_dim=params.embedding_dim if params.history_residual else 0,
+        residual_centred=params.history_residual_centred,
+        residual_inputs=params.history_residual_inputs,
     )
     user = UserTowerConfig(
         categorical=[categorical(n, "user_tower") for n in ut.categorical_embeddings],

@@ -65,6 +65,9 @@ class _EncoderLayer(nn.Module):
         return x + dropout(f, p, self.training)
 
 
+RESIDUAL_MOMENTUM = 0.05  # per training step, for the running mean purchased embedding
+
+
 class HistoryEncoder(nn.Module):
     item_attributes: torch.Tensor
     item_tokens: torch.Tensor
@@ -83,6 +86,20 @@ class HistoryEncoder(nn.Module):
         # the residual path: the catalogue's item embeddings (the first residual_dim token features)
         self.residual_dim = spec.residual_dim
         self.register_buffer("item_residuals", torch.zeros(spec.n_items + 1, spec.residual_dim))
+        # residual_inputs: the residual reads a learned linear map of the whole token features (item
+        # embedding + input representation) instead of the embedding alone; it starts as the embedding
+        # alone. The catalogue's mapped rows are what item_residuals stores (eval, export, serving).
+        self.residual_projection: nn.Linear | None = None
+        if spec.residual_inputs and spec.residual_dim:
+            self.residual_projection = nn.Linear(spec.item_dim, spec.residual_dim, bias=False)
+            with torch.no_grad():
+                self.residual_projection.weight.zero_()
+                self.residual_projection.weight[:, : spec.residual_dim] = torch.eye(spec.residual_dim)
+        # residual_centred: the running mean of purchased items' embeddings (updated in training like a
+        # batch-norm statistic, a constant at eval, export and serving)
+        self.residual_centred = spec.residual_centred
+        if spec.residual_centred:
+            self.register_buffer("residual_mean", torch.zeros(spec.residual_dim))
         self.attribute_embeddings = nn.ModuleList(nn.Embedding(a.vocab_size, d) for a in spec.item_attributes)
         # the catalogue's attribute indices per item id: data, not architecture, so a buffer (saved in the
         # state dict) filled by set_item_attributes; the extra last row is the unknown bucket
@@ -117,7 +134,7 @@ class HistoryEncoder(nn.Module):
             raise ValueError(f"item token features must be {shape}")
         self.item_tokens[: self.n_items] = self.item_projection(features.float())
         self.item_tokens[self.n_items] = self.item_projection.bias
-        self.item_residuals[: self.n_items] = features[:, : self.residual_dim].float()
+        self.item_residuals[: self.n_items] = self._residual_rows(features.float())
 
     def forward(
         self, items: torch.Tensor, padding: torch.Tensor, vectors: torch.Tensor | None = None
@@ -151,6 +168,12 @@ class HistoryEncoder(nn.Module):
             x = layer(x, mask, cls_only=i == last)
         return self.norm(x[:, 0])
 
+    def _residual_rows(self, features: torch.Tensor) -> torch.Tensor:
+        """What the residual path sums per item, from its ``(..., item_dim)`` token features."""
+        if self.residual_projection is None:
+            return features[..., : self.residual_dim]
+        return self.residual_projection(features)
+
     def residual(
         self, items: torch.Tensor, padding: torch.Tensor, vectors: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -164,6 +187,15 @@ class HistoryEncoder(nn.Module):
             ids = torch.where((ids >= 0) & (ids < self.n_items), ids, torch.full_like(ids, self.n_items))
             emb = self.item_residuals[ids]
         else:
-            emb = vectors[..., : self.residual_dim]
+            emb = self._residual_rows(vectors)
         keep = (~padding.bool()).to(emb.dtype)[..., None]
-        return F.normalize((emb * keep).sum(dim=1), dim=-1)
+        total = (emb * keep).sum(dim=1)
+        if self.residual_centred:
+            if self.training:
+                with torch.no_grad():
+                    n = keep.sum()
+                    if n > 0:
+                        batch_mean = total.sum(dim=0).float() / n
+                        self.residual_mean.mul_(1 - RESIDUAL_MOMENTUM).add_(RESIDUAL_MOMENTUM * batch_mean)
+            total = total - keep.sum(dim=1) * self.residual_mean.to(total.dtype)
+        return F.normalize(total, dim=-1)

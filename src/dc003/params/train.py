@@ -33,6 +33,16 @@ class ModelParams(Section):
         "user embedding = normalise(projection head output + scale x normalised sum of the history items' "
         "embeddings)"
     )
+    history_residual_inputs: bool = extension(
+        "the history skip path sums a learned linear map of each purchase's item embedding and item-tower "
+        "input representation (starts as the embedding alone)",
+        default=False,
+    )
+    history_residual_centred: bool = extension(
+        "the history skip path sums the purchases' embeddings minus the running mean purchased embedding "
+        "(what everyone buys), so the user vector carries how this customer differs from the average",
+        default=False,
+    )
     # item categorical that defines "category" for phase 3 (alignment loss, hard-negative diversity)
     # and for the per-epoch category distribution
     category_feature: str
