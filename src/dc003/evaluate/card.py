@@ -326,8 +326,8 @@ def _architecture_extension_lines(cfg: dict[str, Any], setup: dict[str, Any]) ->
                 else ""
             )
             + (
-                "; the sum is taken minus the running mean purchase (`model.history_residual_centred`), so it "
-                "carries how the customer differs from the average buyer"
+                "; the sum is taken minus the running mean purchase (`model.history_residual_centred`), so "
+                "it carries how the customer differs from the average buyer"
                 if seq.get("residual_centred")
                 else ""
             )
