@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 # stages run `python -m pipeline.X`: the venv's python must come first on PATH
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro test lint typecheck unit
+.PHONY: setup repro plots test lint typecheck unit
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -26,6 +26,10 @@ setup: $(STAMP)
 repro: setup
 	$(VENV)/bin/dvc repro
 	$(VENV)/bin/dvc push
+
+# `dvc plots show` with Vega, Vega-Lite and Vega-Embed inlined: dvc_plots/index.html renders offline
+plots: setup
+	$(VENV)/bin/dc003 plots -o dvc_plots
 
 lint: setup
 	$(VENV)/bin/ruff check src tests pipeline scripts

@@ -3,7 +3,7 @@ stays instant; torch, pandas, great_expectations and onnxruntime are imported in
 
 from __future__ import annotations
 
-from dc003.cli import contracts, gates, params, recommend, registry
+from dc003.cli import contracts, gates, params, plots, recommend, registry
 from dc003.cli import data as data_cli
 from dc003.cli._common import new_app
 
@@ -14,6 +14,7 @@ app.add_typer(gates.app, name="gates")
 app.add_typer(registry.app, name="registry")
 app.add_typer(data_cli.app, name="data")
 app.command("recommend")(recommend.recommend)
+app.command("plots")(plots.plots)
 
 
 def main() -> None:
