@@ -138,6 +138,7 @@ def run_export(
     from dc003.deploy.export import export_towers
     from dc003.deploy.serving import UserTable
     from dc003.model import checkpoint
+    from dc003.scoring.serving_score import serving_prior
     from dc003.text.embed import load_item_text
     from dc003.train.batches import ItemTable
     from dc003.train.data import load_training_data
@@ -214,7 +215,7 @@ def run_export(
     user_emb, item_emb = served
     _write_npy(out_dir / layout.ITEM_EMBEDDINGS, item_emb)
     # the popularity prior (params serving) as of the serving cutoff: extra coordinates of the index
-    prior, weight = retrieval.serving_prior(
+    prior, weight = serving_prior(
         feats.item_num, [n.name for n in model.config.item_tower.numerical], model.config.temperature,
         serving_params.popularity_prior, serving_params.prior_floor, data.never_sold(SERVING_SPLIT),
         serving_params.new_item_quantile,

@@ -4,11 +4,11 @@ test user, scored side by side; then the plots and the model card.
 Two-tower scoring is the one the model serves with: user and item embeddings are L2-normalised by the
 towers, so their inner product is the cosine the model trains with (the temperature scales every score
 alike and cannot change an order), plus the popularity prior of params ``serving`` (extra coordinates
-of the vectors, as the FAISS index holds them: :mod:`dc003.deploy.retrieval`); ``prior_sweep`` records
+of the vectors, as the FAISS index holds them: :mod:`dc003.scoring.serving_score`); ``prior_sweep`` records
 the val and test weeks for a grid of prior strengths. Queries are built
 as in training validation (:mod:`dc003.train.validation`): features as of the test cutoff, the history
 before the user's first test purchase. Baselines see only interactions strictly before the test cutoff
-(:mod:`dc003.evaluate.baselines` enforces the cut itself). With ``exclude_purchased`` every model,
+(:mod:`dc003.scoring.baselines` enforces the cut itself). With ``exclude_purchased`` every model,
 the oracle included, skips the items the user bought before the cutoff.
 """
 
@@ -102,7 +102,7 @@ def two_tower_top_k(
     exclude: sp.csr_matrix | None,
     serving: ServingParams,
 ) -> np.ndarray:
-    from dc003.evaluate.ranking import top_k_scores
+    from dc003.scoring.ranking import top_k_scores
 
     queries, items, bonus = two_tower_vectors(model, data, rset, serving)
     return top_k_scores(queries, items, k, exclude=exclude, bonus=bonus)
@@ -112,7 +112,7 @@ def two_tower_vectors(
     model: TwoTowerModel, data: TrainingData, rset: RetrievalSet, serving: ServingParams
 ) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix | None]:
     """``(queries, item vectors, repurchase bonus)`` as the serving index holds them
-    (:mod:`dc003.deploy.retrieval`): inner product plus bonus is the serving score."""
+    (:mod:`dc003.scoring.serving_score`): inner product plus bonus is the serving score."""
     return serving_vectors(model, data, rset, *_embeddings(model, data, rset), serving)
 
 
@@ -129,7 +129,7 @@ def serving_vectors(
     """The serving score's parts from the towers' embeddings as of ``rset``'s split: the popularity prior
     (never-sold items at ``new_item_quantile``) as index coordinates, the repurchase bonus over each
     query's history (the one the user tower read: the last ``max_len``, by default the model's)."""
-    from dc003.deploy.retrieval import index_vectors, query_vectors, repurchase_bonus, serving_prior
+    from dc003.scoring.serving_score import index_vectors, query_vectors, repurchase_bonus, serving_prior
     from dc003.train.batches import history_window
 
     tau = model.config.temperature
@@ -172,9 +172,9 @@ def history_truncation(
     group of customers, so the rows differ only by how much history the model reads."""
     import torch
 
-    from dc003.evaluate.metrics import ndcg_at_k, recall_at_k
-    from dc003.evaluate.ranking import top_k_scores
     from dc003.evaluate.segments import K, segments_before
+    from dc003.scoring.metrics import ndcg_at_k, recall_at_k
+    from dc003.scoring.ranking import top_k_scores
     from dc003.train.validation import RetrievalSet, retrieval_set, stored_token_user_embeddings
 
     full = retrieval_set(data, "test")
@@ -216,9 +216,9 @@ def serving_sweep(
     """The two-tower on the val and the test week for each value of each serving knob (the others at
     the run's values): recall@50, NDCG@10, coverage@50, and recall@50 of the purchases of never-sold
     items and of repurchases. Knobs are chosen on the val week; the test rows show whether it held."""
-    from dc003.evaluate.metrics import coverage_at_k, ndcg_at_k, recall_at_k
-    from dc003.evaluate.ranking import top_k_scores
     from dc003.evaluate.segments import K, segments_before, split_repurchases, split_truth
+    from dc003.scoring.metrics import coverage_at_k, ndcg_at_k, recall_at_k
+    from dc003.scoring.ranking import top_k_scores
     from dc003.train.validation import retrieval_set
 
     def mean(values: np.ndarray) -> float | None:
@@ -260,7 +260,7 @@ def baseline_rankers(params: EvaluateParams, seed: int) -> dict[str, Callable[..
     """Each baseline as ``f(user, item, day, *, n_items, cutoff_day, users, k, exclude)``."""
     from functools import partial
 
-    from dc003.evaluate import baselines as b
+    from dc003.scoring import baselines as b
 
     return {
         "popularity": b.popularity_last_week,

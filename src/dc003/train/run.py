@@ -416,7 +416,7 @@ def teacher_item_factors(data: TrainingData, als: AlsParams, seed: int) -> np.nd
     """L2-normalised implicit-ALS item factors from every purchase before the val cutoff (history and train
     splits): the collaborative view of the items that phase 2 distils into the item tower. An item first
     bought later is never a training positive, so its row (whatever direction ALS leaves it) never teaches."""
-    from dc003.evaluate.baselines import fit_als, purchase_counts
+    from dc003.scoring.baselines import fit_als, purchase_counts
     from dc003.train.data import SPLIT_CODES
 
     seen = data.split <= SPLIT_CODES["train"]
