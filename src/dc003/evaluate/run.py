@@ -129,14 +129,11 @@ def serving_vectors(
     """The serving score's parts from the towers' embeddings as of ``rset``'s split: the popularity prior
     (never-sold items at ``new_item_quantile``) as index coordinates, the repurchase bonus over each
     query's history (the one the user tower read: the last ``max_len``, by default the model's)."""
-    from dc003.scoring.serving_score import index_vectors, query_vectors, repurchase_bonus, serving_prior
+    from dc003.scoring.serving_score import configured_prior, index_vectors, query_vectors, repurchase_bonus
     from dc003.train.batches import history_window
 
     tau = model.config.temperature
-    prior, weight = serving_prior(
-        numerical, [n.name for n in model.config.item_tower.numerical], tau, serving.popularity_prior,
-        serving.prior_floor, data.never_sold(rset.split), serving.new_item_quantile,
-    )  # fmt: skip
+    prior, weight = configured_prior(numerical, model.config, serving, data.never_sold(rset.split))
     seen = model.config.user_tower.sequence.max_len if max_len is None else max_len
     hist, pad = history_window(data, rset.query_rows, seen)
     bonus = repurchase_bonus(hist, (~pad).sum(axis=1), data.n_items, serving.repurchase_boost, tau)
@@ -316,11 +313,13 @@ def evaluate_checkpoint(
     params: EvaluateParams,
     serving: ServingParams,
     seed: int,
-) -> dict[str, Any]:
-    """Rank and score every model on the test split; the ``evaluation_results.json`` record."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Rank and score every model on the test split: the ``evaluation_results.json`` record, and the
+    checkpoint's own config (the model card's; the checkpoint is read once)."""
     from dc003.evaluate.compare import assemble, paired_differences, score_model
     from dc003.evaluate.segments import segments_before, tier_summary
     from dc003.model.checkpoint import load_model
+    from dc003.scoring.serving_score import describe
     from dc003.text.embed import load_item_text
     from dc003.train.data import load_training_data
 
@@ -352,25 +351,7 @@ def evaluate_checkpoint(
         "cutoff_day": data.cutoffs["test"],
         "n_items": data.n_items,
         "ranking": "full catalogue, no sampled negatives",
-        "similarity": "cosine: inner product of the L2-normalised tower outputs (as in training and serving)"
-        + (
-            f", plus {serving.popularity_prior} x temperature {model.config.temperature} x "
-            f"log(popularity_score + {serving.prior_floor}) (params serving: the popularity prior, as served"
-            + (
-                f"; never-sold items at the {serving.new_item_quantile:g} quantile of the sold items' "
-                "popularity_score)"
-                if serving.new_item_quantile is not None
-                else ")"
-            )
-            if serving.popularity_prior
-            else ""
-        )
-        + (
-            f", plus {serving.repurchase_boost:g} x temperature x log(1 + times bought) for the items in the "
-            "user's history (the repurchase boost)"
-            if serving.repurchase_boost
-            else ""
-        ),
+        "similarity": describe(serving, model.config.temperature),
         "popularity_prior": serving.popularity_prior,
         "new_item_quantile": serving.new_item_quantile,
         "repurchase_boost": serving.repurchase_boost,
@@ -388,7 +369,7 @@ def evaluate_checkpoint(
         "rank_seconds": info["seconds"],
         "seconds": round(time.perf_counter() - started, 3),
     }
-    return results
+    return results, ckpt["config"]
 
 
 def run_evaluate(
@@ -399,9 +380,10 @@ def run_evaluate(
     from dc003.evaluate.card import CardContext, render_model_card
     from dc003.evaluate.compare import curve_rows
     from dc003.evaluate.plots import plot_recall_at_k, plot_training_curves
-    from dc003.model.checkpoint import load
 
-    results = evaluate_checkpoint(paths.checkpoint, paths.dataset_dir, paths.text_dir, params, serving, seed)
+    results, config = evaluate_checkpoint(
+        paths.checkpoint, paths.dataset_dir, paths.text_dir, params, serving, seed
+    )
     training = read_json(paths.training_metrics)
     paths.metrics_dir.mkdir(parents=True, exist_ok=True)
     write_json(paths.metrics_dir / RESULTS_FILE, results)
@@ -409,7 +391,6 @@ def run_evaluate(
     paths.plots_dir.mkdir(parents=True, exist_ok=True)
     plot_training_curves(training, paths.plots_dir / TRAINING_CURVES_PNG)
     plot_recall_at_k(results, paths.plots_dir / RECALL_PNG)
-    config = load(paths.checkpoint)["config"]
     context = CardContext(
         contract=load_dc003(dc003_path),
         manifest=read_json(paths.dataset_dir / "manifest.json"),

@@ -18,6 +18,9 @@ import numpy as np
 if TYPE_CHECKING:
     import scipy.sparse as sp
 
+    from dc003.model.config import ModelConfig
+    from dc003.params.deploy import ServingParams
+
 
 def normalised(x: np.ndarray) -> np.ndarray:
     out = np.array(x, dtype=np.float32, order="C", copy=True)
@@ -68,6 +71,43 @@ def serving_prior(
         )
     pop = np.asarray(numerical)[:, list(names).index(POPULARITY)]
     return popularity_prior(pop, floor, never_sold, new_item_quantile), weight
+
+
+def configured_prior(
+    numerical: np.ndarray, config: ModelConfig, serving: ServingParams, never_sold: np.ndarray | None
+) -> tuple[np.ndarray | None, float | None]:
+    """:func:`serving_prior` as params ``serving`` sets it, for a model (``config``: its item tower's
+    numerical inputs, the columns of ``numerical``, and its temperature); the evaluation and the export
+    both take it from here."""
+    return serving_prior(
+        numerical, [n.name for n in config.item_tower.numerical], config.temperature,
+        serving.popularity_prior, serving.prior_floor, never_sold, serving.new_item_quantile,
+    )  # fmt: skip
+
+
+def describe(serving: ServingParams, temperature: float) -> str:
+    """The serving score in words (the evaluation's setup, the model card and the exported config)."""
+    return (
+        "cosine: inner product of the L2-normalised tower outputs (as in training and serving)"
+        + (
+            f", plus {serving.popularity_prior} x temperature {temperature} x "
+            f"log(popularity_score + {serving.prior_floor}) (params serving: the popularity prior, as served"
+            + (
+                f"; never-sold items at the {serving.new_item_quantile:g} quantile of the sold items' "
+                "popularity_score)"
+                if serving.new_item_quantile is not None
+                else ")"
+            )
+            if serving.popularity_prior
+            else ""
+        )
+        + (
+            f", plus {serving.repurchase_boost:g} x temperature x log(1 + times bought) for the items in the "
+            "user's history (the repurchase boost)"
+            if serving.repurchase_boost
+            else ""
+        )
+    )
 
 
 def repurchase_bonus(
