@@ -107,8 +107,8 @@ def signal_sanity(data_dir: Path, *, days: int = 7, k: int = 50, ndcg_k: int = 1
     """Score the oracle and simple baselines on the final ``days`` days' buyers."""
     import polars as pl
 
-    from dc003.evaluate import baselines
-    from dc003.evaluate.metrics import ndcg_at_k, recall_at_k
+    from dc003.scoring import baselines
+    from dc003.scoring.metrics import ndcg_at_k, recall_at_k
 
     arts = pl.read_csv(
         data_dir / "articles.csv", columns=["article_id"], schema_overrides={"article_id": pl.String}

@@ -168,8 +168,8 @@ def main() -> None:
     from dc003.data.synthetic_sampling import simulate
     from dc003.data.synthetic_taste import build_taste, item_vectors, user_vector_parts
     from dc003.data.synthetic_vocab import build_taxonomy
-    from dc003.evaluate.metrics import coverage_at_k, ndcg_at_k, recall_at_k
     from dc003.params import load_sections
+    from dc003.scoring.metrics import coverage_at_k, ndcg_at_k, recall_at_k
 
     params = load_sections(args.params, ("seed", "data"))
     if params.data.source != "synthetic":

@@ -1,4 +1,4 @@
-"""dc003.evaluate.baselines on tiny hand-built logs with known expected lists."""
+"""dc003.scoring.baselines on tiny hand-built logs with known expected lists."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from dc003.evaluate.baselines import als, popularity_last_week, repurchase, trending
+from dc003.scoring.baselines import als, popularity_last_week, repurchase, trending
 
 CUTOFF = 100  # the last training day is 99; "last week" is days 93..99
 

@@ -21,6 +21,7 @@ from dc003.deploy.package import history_before, run_export
 from dc003.model import checkpoint
 from dc003.model.two_tower import TwoTowerModel
 from dc003.params.deploy import ExportParams, ServingParams
+from dc003.scoring import serving_score
 from tests.conftest import REPO
 from tests.test_train_fixtures import N_ITEMS, tiny_config, write_dataset
 
@@ -304,12 +305,12 @@ def test_cold_start_is_the_empty_history_of_pytorch(exported: dict[str, Any]) ->
 
 
 def test_faiss_flat_equals_numpy_top_k() -> None:
-    from dc003.evaluate.ranking import top_k_scores
+    from dc003.scoring.ranking import top_k_scores
 
     rng = np.random.default_rng(4)
     items, users = rng.normal(size=(500, 16)), rng.normal(size=(20, 16))
     scores, ids = retrieval.search(retrieval.flat_index(items), users, 10)
-    expected = top_k_scores(retrieval.normalised(users), retrieval.normalised(items), 10)
+    expected = top_k_scores(serving_score.normalised(users), serving_score.normalised(items), 10)
     assert np.array_equal(ids, expected)
     assert np.all(np.diff(scores, axis=1) <= 0)
     # inner product of normalised vectors is the cosine
@@ -321,35 +322,35 @@ def test_the_prior_coordinate_adds_weight_times_log_popularity() -> None:
     # two unit items and a query: cosines 0.6 and 0.8; popularity 0.9 and 0.001 (floor 0.001)
     items = np.array([[0.6, 0.8], [0.8, 0.6]])
     query = np.array([[1.0, 0.0]])
-    prior = retrieval.popularity_prior(np.array([0.9, 0.001]), 1e-3)
+    prior = serving_score.popularity_prior(np.array([0.9, 0.001]), 1e-3)
     np.testing.assert_allclose(prior, np.log([0.901, 0.002]), rtol=1e-6)
     scores, ids = retrieval.search(retrieval.flat_index(items), query, 2)
     assert ids[0].tolist() == [1, 0]  # plain cosine: 0.8 > 0.6
-    weight = retrieval.prior_weight(0.5, 0.08)  # 0.04
+    weight = serving_score.prior_weight(0.5, 0.08)  # 0.04
     scores, ids = retrieval.search(retrieval.flat_index(items, prior), query, 2, weight)
     # 0.6 + 0.04 log 0.901 = 0.5958 beats 0.8 + 0.04 log 0.002 = 0.5514
     assert ids[0].tolist() == [0, 1]
     np.testing.assert_allclose(scores[0], [0.6 + 0.04 * np.log(0.901), 0.8 + 0.04 * np.log(0.002)], atol=1e-6)
-    assert retrieval.prior_weight(0.0, 0.08) is None
+    assert serving_score.prior_weight(0.0, 0.08) is None
     # the last coordinate evens the item norms out and adds nothing to a score
-    vecs = retrieval.index_vectors(items, prior)
+    vecs = serving_score.index_vectors(items, prior)
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), np.linalg.norm(vecs[1]), rtol=1e-6)
-    assert retrieval.query_vectors(query, weight)[0, -1] == 0.0
-    assert np.isfinite(retrieval.popularity_prior(np.array([np.nan, 0.0]), 1e-3)).all()
+    assert serving_score.query_vectors(query, weight)[0, -1] == 0.0
+    assert np.isfinite(serving_score.popularity_prior(np.array([np.nan, 0.0]), 1e-3)).all()
     # an index and its queries must agree on the prior coordinate
     with pytest.raises(ValueError, match="does not match the index"):
         retrieval.search(retrieval.flat_index(items, prior), query, 2)
     with pytest.raises(ValueError, match="does not match the index"):
         retrieval.search(retrieval.flat_index(items), query, 2, weight)
     with pytest.raises(ValueError, match="reads the item feature 'popularity_score'"):
-        retrieval.serving_prior(np.zeros((2, 1)), ["price"], 0.08, 0.5, 1e-3)
+        serving_score.serving_prior(np.zeros((2, 1)), ["price"], 0.08, 0.5, 1e-3)
 
 
 def test_new_item_prior_gives_never_sold_items_a_sold_quantile() -> None:
     pop = np.array([0.0, 0.1, 0.2, 0.4, 0.0, 0.0])
     never = np.array([False, False, False, False, True, True])  # item 0 sold, just not in the window
-    off = retrieval.popularity_prior(pop, 1e-3, never, None)
-    on = retrieval.popularity_prior(pop, 1e-3, never, 0.5)
+    off = serving_score.popularity_prior(pop, 1e-3, never, None)
+    on = serving_score.popularity_prior(pop, 1e-3, never, 0.5)
     np.testing.assert_allclose(off[4:], np.log(1e-3), rtol=1e-6)
     np.testing.assert_allclose(on[4:], np.log(0.2 + 1e-3), rtol=1e-6)  # median of 0.1, 0.2, 0.4
     np.testing.assert_allclose(on[:4], off[:4])  # sold items keep their measured popularity
@@ -358,24 +359,27 @@ def test_new_item_prior_gives_never_sold_items_a_sold_quantile() -> None:
 def test_search_with_the_repurchase_bonus_is_the_exact_ranking() -> None:
     """FAISS's top k merged with the rescored history items is the full-catalogue ranking of
     cosine + prior + bonus that the evaluation uses."""
-    from dc003.evaluate.ranking import top_k_scores
+    from dc003.scoring.ranking import top_k_scores
 
     rng = np.random.default_rng(3)
     items, queries = rng.normal(size=(400, 16)), rng.normal(size=(25, 16))
-    prior = retrieval.popularity_prior(rng.random(400) ** 3, 1e-3)
-    weight = retrieval.prior_weight(0.5, 0.08)
+    prior = serving_score.popularity_prior(rng.random(400) ** 3, 1e-3)
+    weight = serving_score.prior_weight(0.5, 0.08)
     history = rng.integers(0, 400, size=(25, 12))
     history[:, 1] = history[:, 0]  # some items bought twice
     lengths = rng.integers(2, 13, size=25)
     lengths[0] = 0  # a cold user: no bonus at all
-    bonus = retrieval.repurchase_bonus(history, lengths, 400, 2.0, 0.08)
-    assert bonus is not None and retrieval.repurchase_bonus(history, lengths, 400, 0.0, 0.08) is None
+    bonus = serving_score.repurchase_bonus(history, lengths, 400, 2.0, 0.08)
+    assert bonus is not None and serving_score.repurchase_bonus(history, lengths, 400, 0.0, 0.08) is None
     assert bonus[0].nnz == 0
     times = np.sum(history[1, : lengths[1]] == history[1, 0])
     assert bonus[1, history[1, 0]] == pytest.approx(2.0 * 0.08 * np.log1p(times))
     _, got = retrieval.search(retrieval.flat_index(items, prior), queries, 30, weight, bonus)
     want = top_k_scores(
-        retrieval.query_vectors(queries, weight), retrieval.index_vectors(items, prior), 30, bonus=bonus
+        serving_score.query_vectors(queries, weight),
+        serving_score.index_vectors(items, prior),
+        30,
+        bonus=bonus,
     )
     np.testing.assert_array_equal(got, want)
     _, plain = retrieval.search(retrieval.flat_index(items, prior), queries, 30, weight)
@@ -387,8 +391,8 @@ def test_hnsw_with_the_prior_finds_what_the_exact_index_finds() -> None:
     # to ~0.45 there
     rng = np.random.default_rng(6)
     items, users = rng.normal(size=(2000, 16)), rng.normal(size=(50, 16))
-    prior = retrieval.popularity_prior(rng.random(2000) ** 3, 1e-3)
-    weight = retrieval.prior_weight(0.5, 0.08)
+    prior = serving_score.popularity_prior(rng.random(2000) ** 3, 1e-3)
+    weight = serving_score.prior_weight(0.5, 0.08)
     _, exact = retrieval.search(retrieval.flat_index(items, prior), users, 50, weight)
     _, approx = retrieval.search(retrieval.hnsw_index(items, 16, 64, prior=prior), users, 50, weight)
     assert retrieval.ann_recall(exact, approx) >= 0.9
@@ -425,7 +429,7 @@ def _test_popularity(root: Path) -> np.ndarray:
 
     data = load_training_data(root / "dataset", np.load(root / "text" / "item_text.npy"), tiny_config())
     names = [n.name for n in tiny_config().item_tower.numerical]
-    return np.asarray(data.features["test"].item_num[:, names.index(retrieval.POPULARITY)])
+    return np.asarray(data.features["test"].item_num[:, names.index(serving_score.POPULARITY)])
 
 
 def test_recommend_known_customer_ranks_by_cosine_plus_the_popularity_prior(exported: dict[str, Any]) -> None:

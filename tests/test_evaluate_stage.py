@@ -206,10 +206,10 @@ def test_model_card_lists_every_model_and_each_contract_threshold(outputs: tuple
 
 
 def test_two_tower_ranks_by_cosine_plus_the_popularity_prior(tiny_run: Path) -> None:
-    from dc003.deploy.retrieval import POPULARITY
-    from dc003.evaluate.ranking import top_k_from_scores
     from dc003.evaluate.run import two_tower_top_k
     from dc003.model.checkpoint import load_model
+    from dc003.scoring.ranking import top_k_from_scores
+    from dc003.scoring.serving_score import POPULARITY
     from dc003.train.batches import ItemTable
     from dc003.train.data import load_training_data
     from dc003.train.validation import embed_items, embed_users, retrieval_set
@@ -263,10 +263,10 @@ def test_serving_sweep_rows_match_the_scored_two_tower(outputs: tuple[Path, dict
 def test_new_item_prior_and_repurchase_boost_are_the_served_score(tiny_run: Path) -> None:
     """The two-tower's ranking with both knobs on is cosine + prior (never-sold items at the quantile of
     the sold items' popularity) + boost x temperature x log(1 + times bought in the history), by hand."""
-    from dc003.deploy.retrieval import POPULARITY
-    from dc003.evaluate.ranking import top_k_from_scores
     from dc003.evaluate.run import two_tower_top_k
     from dc003.model.checkpoint import load_model
+    from dc003.scoring.ranking import top_k_from_scores
+    from dc003.scoring.serving_score import POPULARITY
     from dc003.train.batches import ItemTable, history_window
     from dc003.train.data import load_training_data
     from dc003.train.validation import embed_items, embed_users, retrieval_set

@@ -1,4 +1,4 @@
-"""dc003.evaluate.metrics against hand-computed values (the arithmetic is in the comments)."""
+"""dc003.scoring.metrics against hand-computed values (the arithmetic is in the comments)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
 
-from dc003.evaluate.metrics import (
+from dc003.scoring.metrics import (
     bootstrap_ci,
     bootstrap_coverage_ci,
     category_distribution,

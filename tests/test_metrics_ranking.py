@@ -1,4 +1,4 @@
-"""dc003.evaluate.ranking: full-catalogue top-k, tie-break, exclusion, padding."""
+"""dc003.scoring.ranking: full-catalogue top-k, tie-break, exclusion, padding."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from dc003.evaluate.ranking import top_k_from_scores, top_k_scores
+from dc003.scoring.ranking import top_k_from_scores, top_k_scores
 
 
 def _oracle(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.ndarray:

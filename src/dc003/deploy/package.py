@@ -138,6 +138,7 @@ def run_export(
     from dc003.deploy.export import export_towers
     from dc003.deploy.serving import UserTable
     from dc003.model import checkpoint
+    from dc003.scoring.serving_score import configured_prior, describe
     from dc003.text.embed import load_item_text
     from dc003.train.batches import ItemTable
     from dc003.train.data import load_training_data
@@ -214,11 +215,9 @@ def run_export(
     user_emb, item_emb = served
     _write_npy(out_dir / layout.ITEM_EMBEDDINGS, item_emb)
     # the popularity prior (params serving) as of the serving cutoff: extra coordinates of the index
-    prior, weight = retrieval.serving_prior(
-        feats.item_num, [n.name for n in model.config.item_tower.numerical], model.config.temperature,
-        serving_params.popularity_prior, serving_params.prior_floor, data.never_sold(SERVING_SPLIT),
-        serving_params.new_item_quantile,
-    )  # fmt: skip
+    prior, weight = configured_prior(
+        feats.item_num, model.config, serving_params, data.never_sold(SERVING_SPLIT)
+    )
     flat = retrieval.flat_index(item_emb, prior)
     retrieval.write_index(flat, out_dir / layout.INDEX)
     k = min(parity.K, item_emb.shape[0])
@@ -253,20 +252,7 @@ def run_export(
             "index_dim": int(flat.d),
         },
         "towers": {key: {"file": p.name, **_io_spec(p)} for key, p in files.items()},
-        "similarity": "inner product of L2-normalised embeddings (cosine), as in training "
-        f"(which divides by a temperature, {model.config.temperature} globally: it cannot change an order)"
-        + (
-            f", plus {weight:g} x log(popularity_score + {serving_params.prior_floor:g}) through the index's "
-            "last coordinate (the popularity prior)"
-            if weight is not None
-            else ""
-        )
-        + (
-            f", plus {serving_params.repurchase_boost:g} x temperature x log(1 + times bought) for the "
-            "items in the user's history (the repurchase boost, merged into the index's top k)"
-            if serving_params.repurchase_boost
-            else ""
-        ),
+        "similarity": describe(serving_params, model.config.temperature),
         "serving_split": SERVING_SPLIT,
     }
     write_json(out_dir / layout.MODEL_CONFIG, config)

@@ -36,8 +36,8 @@ def row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def recall_50(users: np.ndarray, items: np.ndarray, truth: Sequence[np.ndarray]) -> float:
-    from dc003.evaluate.metrics import recall_at_k
-    from dc003.evaluate.ranking import top_k_scores
+    from dc003.scoring.metrics import recall_at_k
+    from dc003.scoring.ranking import top_k_scores
 
     values = recall_at_k(top_k_scores(users, items, K), truth, K)
     finite = values[~np.isnan(values)]

@@ -1,10 +1,6 @@
-"""Retrieval over the catalogue with FAISS: inner product on L2-normalised vectors, i.e. the cosine the
-model trains with (the temperature scales every score alike and cannot change an order), plus an optional
-popularity prior (params ``serving``): the item vectors carry ``log(popularity + floor)`` as one more
-coordinate and the query carries the prior's weight there, so one inner product gives
-``cosine + weight x log(popularity + floor)`` and the flat index stays exact (a last coordinate evens
-the item norms out for HNSW; the query is 0 there). The evaluation ranks with the same
-vectors (:func:`index_vectors`, :func:`query_vectors`), so what is evaluated is what is served.
+"""Retrieval over the catalogue with FAISS: an index of the serving score's vectors
+(:mod:`dc003.scoring.serving_score`: L2-normalised embeddings, plus the popularity prior's coordinates when
+params ``serving`` sets one), searched by inner product, with the repurchase bonus merged into the top k.
 
 Exact (``IndexFlatIP``) by default; HNSW is the approximate option, its recall@k against exact measured
 by :func:`ann_recall`. Nothing here imports torch.
@@ -12,127 +8,17 @@ by :func:`ann_recall`. Nothing here imports torch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dc003.io import atomic_path
+from dc003.scoring.serving_score import index_vectors, query_vectors
 
 if TYPE_CHECKING:
     import faiss
     import scipy.sparse as sp
-
-
-def normalised(x: np.ndarray) -> np.ndarray:
-    out = np.array(x, dtype=np.float32, order="C", copy=True)
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return out / np.maximum(norms, 1e-12)
-
-
-def popularity_prior(
-    popularity: np.ndarray,
-    floor: float,
-    never_sold: np.ndarray | None = None,
-    new_item_quantile: float | None = None,
-) -> np.ndarray:
-    """``log(popularity + floor)`` per item (``popularity`` is DC-002's popularity_score in 0..1; NaN = 0).
-
-    With ``new_item_quantile``, an item never sold before the cutoff (``never_sold``) takes that quantile
-    of the popularity of the items sold in the window instead of 0: it has no sales to count, not a
-    measured popularity of zero, and ``log(floor)`` would rank it below everything."""
-    pop = np.clip(np.nan_to_num(np.asarray(popularity, dtype=np.float64), nan=0.0), 0.0, None)
-    if new_item_quantile is not None and never_sold is not None:
-        sold = pop[(pop > 0) & ~never_sold]
-        if sold.size:
-            pop = np.where(never_sold, np.quantile(sold, new_item_quantile), pop)
-    return np.log(pop + floor).astype(np.float32)
-
-
-POPULARITY = "popularity_score"  # the DC-003 item feature the prior reads
-
-
-def serving_prior(
-    numerical: np.ndarray,
-    names: Sequence[str],
-    temperature: float,
-    strength: float,
-    floor: float,
-    never_sold: np.ndarray | None = None,
-    new_item_quantile: float | None = None,
-) -> tuple[np.ndarray | None, float | None]:
-    """``(prior per item, query weight)`` from the item tower's raw numerical inputs (columns ``names``);
-    ``(None, None)`` when ``strength`` is 0 (the plain cosine). ``never_sold`` / ``new_item_quantile``:
-    :func:`popularity_prior`."""
-    weight = prior_weight(strength, temperature)
-    if weight is None:
-        return None, None
-    if POPULARITY not in names:
-        raise ValueError(
-            f"the popularity prior reads the item feature {POPULARITY!r}; the item tower has {list(names)}"
-        )
-    pop = np.asarray(numerical)[:, list(names).index(POPULARITY)]
-    return popularity_prior(pop, floor, never_sold, new_item_quantile), weight
-
-
-def repurchase_bonus(
-    history: np.ndarray, lengths: np.ndarray, n_items: int, strength: float, temperature: float
-) -> sp.csr_matrix | None:
-    """``(users, n_items)`` score bonus of the items each user bought before: ``strength x temperature x
-    log(1 + times bought)`` among the user's last purchases (``history[:, :lengths]``); ``None`` when
-    ``strength`` is 0. In logit units (cosine / temperature) it is ``strength x log(1 + count)``: one user
-    vector cannot sit near every past purchase, so the serving score lifts them explicitly."""
-    import scipy.sparse as sp
-
-    if not strength:
-        return None
-    hist = np.asarray(history)
-    lengths = np.asarray(lengths, dtype=np.int64)
-    n_users = hist.shape[0]
-    width = hist.shape[1] if hist.ndim == 2 else 0
-    keep = np.arange(width)[None, :] < lengths[:, None]
-    rows = np.broadcast_to(np.arange(n_users)[:, None], (n_users, width))[keep]
-    cols = hist[keep].astype(np.int64)
-    inside = (cols >= 0) & (cols < n_items)
-    counts = sp.csr_matrix(
-        (np.ones(int(inside.sum())), (rows[inside], cols[inside])), shape=(n_users, n_items)
-    )
-    counts.sum_duplicates()
-    counts.data = (strength * temperature * np.log1p(counts.data)).astype(np.float32)
-    return counts
-
-
-def prior_weight(popularity_prior: float, temperature: float) -> float | None:
-    """The query's weight on the prior coordinate (``None``: no prior, plain cosine). The towers' logits are
-    cosine / temperature, so ``prior x log p`` added to the logits is ``prior x temperature x log p`` here."""
-    return popularity_prior * temperature if popularity_prior else None
-
-
-def index_vectors(items: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
-    """L2-normalised item vectors; with a prior, two more coordinates: the prior, and
-    ``sqrt(max_norm^2 - norm^2)`` so that every row has the same norm. The query is 0 on the last one
-    (:func:`query_vectors`), so it changes no score; it only keeps graph indexes (HNSW), which search
-    inner products well only among vectors of one norm, as accurate as on the plain cosine."""
-    vecs = normalised(items)
-    if prior is None:
-        return vecs
-    prior = np.asarray(prior, dtype=np.float32).reshape(-1, 1)
-    if prior.shape[0] != vecs.shape[0]:
-        raise ValueError(f"prior has {prior.shape[0]} rows for {vecs.shape[0]} items")
-    sq = (vecs.astype(np.float64) ** 2).sum(1, keepdims=True) + prior.astype(np.float64) ** 2
-    pad = np.sqrt(np.maximum(sq.max(initial=0.0) - sq, 0.0)).astype(np.float32)
-    return np.ascontiguousarray(np.hstack([vecs, prior, pad]))
-
-
-def query_vectors(queries: np.ndarray, weight: float | None = None) -> np.ndarray:
-    """L2-normalised queries; with a prior, its weight and a 0 as two more coordinates."""
-    vecs = normalised(queries)
-    if weight is None:
-        return vecs
-    extra = np.zeros((vecs.shape[0], 2), dtype=np.float32)
-    extra[:, 0] = weight
-    return np.ascontiguousarray(np.hstack([vecs, extra]))
 
 
 def flat_index(items: np.ndarray, prior: np.ndarray | None = None) -> faiss.Index:
@@ -167,10 +53,11 @@ def search(
     """``(scores, item rows)`` of the top ``k`` per query (rows ``-1`` where the catalogue is smaller).
 
     ``weight`` is the prior's weight; an index built with a prior needs one (and one without, none).
-    ``bonus`` (:func:`repurchase_bonus`, one row per query) is added to the scores of its items: the index
-    gives the top ``k`` without it, the bonus items are scored from the index's own vectors and merged in
-    (exact: a bonus only raises an item, so nothing outside both sets can reach the top ``k``). Order:
-    higher score, then lower item row, as :func:`dc003.evaluate.ranking.top_k_scores` ranks."""
+    ``bonus`` (:func:`dc003.scoring.serving_score.repurchase_bonus`, one row per query) is added to the
+    scores of its items: the index gives the top ``k`` without it, the bonus items are scored from the
+    index's own vectors and merged in (exact: a bonus only raises an item, so nothing outside both sets can
+    reach the top ``k``). Order: higher score, then lower item row, as
+    :func:`dc003.scoring.ranking.top_k_scores` ranks."""
     vecs = query_vectors(queries, weight)
     if vecs.shape[1] != index.d:
         raise ValueError(

@@ -202,7 +202,8 @@ class Recommender:
         return self._embed(table), cold
 
     def recommend(self, customer_id: str, k: int = 50) -> Recommendation:
-        from dc003.deploy.retrieval import repurchase_bonus, search
+        from dc003.deploy.retrieval import search
+        from dc003.scoring.serving_score import repurchase_bonus
 
         table, cold = self._table(customer_id)
         emb = self._embed(table)

@@ -40,8 +40,8 @@ def score_model(
     alpha: float,
     seed: int,
 ) -> dict[str, Any]:
-    """One model's full record: :func:`dc003.evaluate.metrics.evaluate_ranking` plus the item segments."""
-    from dc003.evaluate.metrics import evaluate_ranking
+    """One model's full record: :func:`dc003.scoring.metrics.evaluate_ranking` plus the item segments."""
+    from dc003.scoring.metrics import evaluate_ranking
 
     full = evaluate_ranking(
         topk,
@@ -148,7 +148,7 @@ def paired_differences(
     is much narrower than comparing the two models' own intervals, and "does the two-tower beat X" is
     read off its sign (an interval that straddles 0 is no clear difference).
     """
-    from dc003.evaluate.metrics import bootstrap_ci, ci_record, ndcg_at_k, recall_at_k
+    from dc003.scoring.metrics import bootstrap_ci, ci_record, ndcg_at_k, recall_at_k
 
     def per_user(top: np.ndarray) -> dict[str, np.ndarray]:
         return {"recall_50": recall_at_k(top, truth, 50), "ndcg_10": ndcg_at_k(top, truth, 10)}

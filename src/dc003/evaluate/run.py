@@ -4,11 +4,11 @@ test user, scored side by side; then the plots and the model card.
 Two-tower scoring is the one the model serves with: user and item embeddings are L2-normalised by the
 towers, so their inner product is the cosine the model trains with (the temperature scales every score
 alike and cannot change an order), plus the popularity prior of params ``serving`` (extra coordinates
-of the vectors, as the FAISS index holds them: :mod:`dc003.deploy.retrieval`); ``prior_sweep`` records
+of the vectors, as the FAISS index holds them: :mod:`dc003.scoring.serving_score`); ``prior_sweep`` records
 the val and test weeks for a grid of prior strengths. Queries are built
 as in training validation (:mod:`dc003.train.validation`): features as of the test cutoff, the history
 before the user's first test purchase. Baselines see only interactions strictly before the test cutoff
-(:mod:`dc003.evaluate.baselines` enforces the cut itself). With ``exclude_purchased`` every model,
+(:mod:`dc003.scoring.baselines` enforces the cut itself). With ``exclude_purchased`` every model,
 the oracle included, skips the items the user bought before the cutoff.
 """
 
@@ -102,7 +102,7 @@ def two_tower_top_k(
     exclude: sp.csr_matrix | None,
     serving: ServingParams,
 ) -> np.ndarray:
-    from dc003.evaluate.ranking import top_k_scores
+    from dc003.scoring.ranking import top_k_scores
 
     queries, items, bonus = two_tower_vectors(model, data, rset, serving)
     return top_k_scores(queries, items, k, exclude=exclude, bonus=bonus)
@@ -112,7 +112,7 @@ def two_tower_vectors(
     model: TwoTowerModel, data: TrainingData, rset: RetrievalSet, serving: ServingParams
 ) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix | None]:
     """``(queries, item vectors, repurchase bonus)`` as the serving index holds them
-    (:mod:`dc003.deploy.retrieval`): inner product plus bonus is the serving score."""
+    (:mod:`dc003.scoring.serving_score`): inner product plus bonus is the serving score."""
     return serving_vectors(model, data, rset, *_embeddings(model, data, rset), serving)
 
 
@@ -129,14 +129,11 @@ def serving_vectors(
     """The serving score's parts from the towers' embeddings as of ``rset``'s split: the popularity prior
     (never-sold items at ``new_item_quantile``) as index coordinates, the repurchase bonus over each
     query's history (the one the user tower read: the last ``max_len``, by default the model's)."""
-    from dc003.deploy.retrieval import index_vectors, query_vectors, repurchase_bonus, serving_prior
+    from dc003.scoring.serving_score import configured_prior, index_vectors, query_vectors, repurchase_bonus
     from dc003.train.batches import history_window
 
     tau = model.config.temperature
-    prior, weight = serving_prior(
-        numerical, [n.name for n in model.config.item_tower.numerical], tau, serving.popularity_prior,
-        serving.prior_floor, data.never_sold(rset.split), serving.new_item_quantile,
-    )  # fmt: skip
+    prior, weight = configured_prior(numerical, model.config, serving, data.never_sold(rset.split))
     seen = model.config.user_tower.sequence.max_len if max_len is None else max_len
     hist, pad = history_window(data, rset.query_rows, seen)
     bonus = repurchase_bonus(hist, (~pad).sum(axis=1), data.n_items, serving.repurchase_boost, tau)
@@ -172,9 +169,9 @@ def history_truncation(
     group of customers, so the rows differ only by how much history the model reads."""
     import torch
 
-    from dc003.evaluate.metrics import ndcg_at_k, recall_at_k
-    from dc003.evaluate.ranking import top_k_scores
     from dc003.evaluate.segments import K, segments_before
+    from dc003.scoring.metrics import ndcg_at_k, recall_at_k
+    from dc003.scoring.ranking import top_k_scores
     from dc003.train.validation import RetrievalSet, retrieval_set, stored_token_user_embeddings
 
     full = retrieval_set(data, "test")
@@ -216,9 +213,9 @@ def serving_sweep(
     """The two-tower on the val and the test week for each value of each serving knob (the others at
     the run's values): recall@50, NDCG@10, coverage@50, and recall@50 of the purchases of never-sold
     items and of repurchases. Knobs are chosen on the val week; the test rows show whether it held."""
-    from dc003.evaluate.metrics import coverage_at_k, ndcg_at_k, recall_at_k
-    from dc003.evaluate.ranking import top_k_scores
     from dc003.evaluate.segments import K, segments_before, split_repurchases, split_truth
+    from dc003.scoring.metrics import coverage_at_k, ndcg_at_k, recall_at_k
+    from dc003.scoring.ranking import top_k_scores
     from dc003.train.validation import retrieval_set
 
     def mean(values: np.ndarray) -> float | None:
@@ -260,7 +257,7 @@ def baseline_rankers(params: EvaluateParams, seed: int) -> dict[str, Callable[..
     """Each baseline as ``f(user, item, day, *, n_items, cutoff_day, users, k, exclude)``."""
     from functools import partial
 
-    from dc003.evaluate import baselines as b
+    from dc003.scoring import baselines as b
 
     return {
         "popularity": b.popularity_last_week,
@@ -316,11 +313,13 @@ def evaluate_checkpoint(
     params: EvaluateParams,
     serving: ServingParams,
     seed: int,
-) -> dict[str, Any]:
-    """Rank and score every model on the test split; the ``evaluation_results.json`` record."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Rank and score every model on the test split: the ``evaluation_results.json`` record, and the
+    checkpoint's own config (the model card's; the checkpoint is read once)."""
     from dc003.evaluate.compare import assemble, paired_differences, score_model
     from dc003.evaluate.segments import segments_before, tier_summary
     from dc003.model.checkpoint import load_model
+    from dc003.scoring.serving_score import describe
     from dc003.text.embed import load_item_text
     from dc003.train.data import load_training_data
 
@@ -352,25 +351,7 @@ def evaluate_checkpoint(
         "cutoff_day": data.cutoffs["test"],
         "n_items": data.n_items,
         "ranking": "full catalogue, no sampled negatives",
-        "similarity": "cosine: inner product of the L2-normalised tower outputs (as in training and serving)"
-        + (
-            f", plus {serving.popularity_prior} x temperature {model.config.temperature} x "
-            f"log(popularity_score + {serving.prior_floor}) (params serving: the popularity prior, as served"
-            + (
-                f"; never-sold items at the {serving.new_item_quantile:g} quantile of the sold items' "
-                "popularity_score)"
-                if serving.new_item_quantile is not None
-                else ")"
-            )
-            if serving.popularity_prior
-            else ""
-        )
-        + (
-            f", plus {serving.repurchase_boost:g} x temperature x log(1 + times bought) for the items in the "
-            "user's history (the repurchase boost)"
-            if serving.repurchase_boost
-            else ""
-        ),
+        "similarity": describe(serving, model.config.temperature),
         "popularity_prior": serving.popularity_prior,
         "new_item_quantile": serving.new_item_quantile,
         "repurchase_boost": serving.repurchase_boost,
@@ -388,7 +369,7 @@ def evaluate_checkpoint(
         "rank_seconds": info["seconds"],
         "seconds": round(time.perf_counter() - started, 3),
     }
-    return results
+    return results, ckpt["config"]
 
 
 def run_evaluate(
@@ -399,9 +380,10 @@ def run_evaluate(
     from dc003.evaluate.card import CardContext, render_model_card
     from dc003.evaluate.compare import curve_rows
     from dc003.evaluate.plots import plot_recall_at_k, plot_training_curves
-    from dc003.model.checkpoint import load
 
-    results = evaluate_checkpoint(paths.checkpoint, paths.dataset_dir, paths.text_dir, params, serving, seed)
+    results, config = evaluate_checkpoint(
+        paths.checkpoint, paths.dataset_dir, paths.text_dir, params, serving, seed
+    )
     training = read_json(paths.training_metrics)
     paths.metrics_dir.mkdir(parents=True, exist_ok=True)
     write_json(paths.metrics_dir / RESULTS_FILE, results)
@@ -409,7 +391,6 @@ def run_evaluate(
     paths.plots_dir.mkdir(parents=True, exist_ok=True)
     plot_training_curves(training, paths.plots_dir / TRAINING_CURVES_PNG)
     plot_recall_at_k(results, paths.plots_dir / RECALL_PNG)
-    config = load(paths.checkpoint)["config"]
     context = CardContext(
         contract=load_dc003(dc003_path),
         manifest=read_json(paths.dataset_dir / "manifest.json"),

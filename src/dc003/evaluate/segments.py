@@ -172,7 +172,7 @@ def truth_parts(
     topk: np.ndarray, parts: Mapping[str, Sequence[np.ndarray]], *, n_boot: int, alpha: float, seed: int
 ) -> dict[str, Any]:
     """Recall@50 / NDCG@10 (with intervals) of the same top-k rows against each part of the truth."""
-    from dc003.evaluate.metrics import bootstrap_ci, ci_record, ndcg_at_k, recall_at_k
+    from dc003.scoring.metrics import bootstrap_ci, ci_record, ndcg_at_k, recall_at_k
 
     def ci(values: np.ndarray) -> dict[str, float | None]:
         return ci_record(bootstrap_ci(values, n_boot=n_boot, alpha=alpha, seed=seed))
@@ -198,7 +198,7 @@ def item_segments(
     seed: int,
 ) -> dict[str, Any]:
     """Recall@50 / NDCG@10 on the cold-item and the warm-item purchases, and the cold-item degradation."""
-    from dc003.evaluate.metrics import ci_record, cold_start_degradation_ci, recall_at_k
+    from dc003.scoring.metrics import ci_record, cold_start_degradation_ci, recall_at_k
 
     cold_truth, warm_truth = split_truth(truth, cold_item)
     out = truth_parts(

@@ -10,6 +10,7 @@ Phase 4 also writes the contract's checkpoint artifacts, ``architecture_validati
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,7 +107,7 @@ def _resume_key(name: str, seed: int, section: Any, inputs: list[Path]) -> str:
             "seed": seed,
             "params": section.model_dump(mode="json"),
             "inputs": {str(p): sha256_file(p) for p in inputs if p.is_file()},
-            "code": source_digest("dc003.model", "dc003.train"),
+            "code": source_digest("dc003.model", "dc003.scoring", "dc003.train"),
         }
     )
 
@@ -285,6 +286,62 @@ def _load_previous(paths: PhasePaths, dc002_path: Path) -> tuple[TwoTowerModel, 
     return model, data
 
 
+@dataclass(frozen=True)
+class PhaseInputs:
+    """What a phase's recipe is built from: the model, its data, the train / val examples and catalogues."""
+
+    model: TwoTowerModel
+    data: TrainingData
+    examples: dict[str, np.ndarray]
+    items: dict[str, Any]
+    device: torch.device
+
+    @property
+    def max_len(self) -> int:
+        return self.model.config.user_tower.sequence.max_len
+
+
+@dataclass(frozen=True)
+class PhaseRun:
+    summary: dict[str, Any]
+    model: TwoTowerModel
+    data: TrainingData
+    result: PhaseResult
+
+
+def run_phase(
+    name: str,
+    seed: int,
+    params: PhaseParams,
+    paths: PhasePaths,
+    *,
+    load: Callable[[], tuple[TwoTowerModel, TrainingData]],
+    recipe: Callable[[PhaseInputs], tuple[Recipe, dict[str, Any]]],
+    key_inputs: list[Path],
+    key_suffix: str = "",
+    settings: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> PhaseRun:
+    """The one skeleton of every phase: device, model and data (``load``), the phase's recipe (``recipe``:
+    the objective and its negatives, plus what the summary records about them), loop settings (the phase's
+    params and its ``settings`` extras), the resume key (the data, ``key_inputs`` and the params), train,
+    write ``<out_dir>``."""
+    device = _device()
+    model, data = load()
+    examples, items = _common(model, data, device)
+    phase_recipe, extra = recipe(PhaseInputs(model, data, examples, items, device))
+    loop = _settings(name, seed, params, **(settings or {}))
+    key = _resume_key(name, seed, params, [*_data_inputs(paths), *key_inputs]) + key_suffix
+    result = _train(name, model, data, phase_recipe, loop, paths, key, device, progress)
+    summary = _write_phase(name, model, data, result, loop, paths, params, extra)
+    return PhaseRun(summary, model, data, result)
+
+
+def _previous_model(paths: PhasePaths) -> Path:
+    assert paths.input_dir is not None
+    return paths.input_dir / MODEL_FILE
+
+
 def run_phase_1(
     seed: int,
     model_params: ModelParams,
@@ -300,29 +357,33 @@ def run_phase_1(
     from dc003.train.recipes import BprRecipe
 
     _check_validated(paths.validation)
-    device = _device()
-    dc003, dc002 = load_dc003(dc003_path), load_dc002(dc002_path)
-    model, data = build_model(seed, model_params, paths.dataset_dir, paths.text_dir, dc003, dc002)
-    config = model.config
-    examples, items = _common(model, data, device)
-    recipe = BprRecipe(
-        data=data,
-        examples=examples,
-        items=items,
-        max_len=config.user_tower.sequence.max_len,
-        device=device,
-        objective=BprObjective(margin=params.margin),
-        negatives=params.negatives,
-    )
-    settings = _settings("phase_1", seed, params)
-    key = _resume_key(
+
+    def load() -> tuple[TwoTowerModel, TrainingData]:
+        dc003, dc002 = load_dc003(dc003_path), load_dc002(dc002_path)
+        return build_model(seed, model_params, paths.dataset_dir, paths.text_dir, dc003, dc002)
+
+    def recipe(x: PhaseInputs) -> tuple[Recipe, dict[str, Any]]:
+        return BprRecipe(
+            data=x.data,
+            examples=x.examples,
+            items=x.items,
+            max_len=x.max_len,
+            device=x.device,
+            objective=BprObjective(margin=params.margin),
+            negatives=params.negatives,
+        ), {}
+
+    return run_phase(
         "phase_1",
         seed,
         params,
-        [*_data_inputs(paths), dc003_path, dc002_path],
-    ) + _model_params_key(model_params)
-    result = _train("phase_1", model, data, recipe, settings, paths, key, device, progress)
-    return _write_phase("phase_1", model, data, result, settings, paths, params)
+        paths,
+        load=load,
+        recipe=recipe,
+        key_inputs=[dc003_path, dc002_path],
+        key_suffix=_model_params_key(model_params),
+        progress=progress,
+    ).summary
 
 
 def build_model(
@@ -371,52 +432,52 @@ def run_phase_2(
     from dc003.train.objectives import InfoNceObjective
     from dc003.train.recipes import InBatchRecipe
 
-    device = _device()
-    model, data = _load_previous(paths, dc002_path)
-    examples, items = _common(model, data, device)
-    recipe = InBatchRecipe(
-        data=data,
-        examples=examples,
-        items=items,
-        max_len=model.config.user_tower.sequence.max_len,
-        device=device,
-        objective=InfoNceObjective(
-            params.temperature,
-            params.label_smoothing,
-            params.popularity_weight,
-            distillation_weight=params.distillation_weight,
-            distillation_temperature=params.distillation_temperature,
-        ),
-        log_q=_in_batch_log_q(data, examples["train"]),
-        shared_negatives=params.random_negatives,
-        history_weight=params.history_weight,
-        teacher=teacher_item_factors(data, params.distillation_teacher, seed)
-        if params.distillation_weight
-        else None,
-    )
-    settings = _settings(
+    def recipe(x: PhaseInputs) -> tuple[Recipe, dict[str, Any]]:
+        return InBatchRecipe(
+            data=x.data,
+            examples=x.examples,
+            items=x.items,
+            max_len=x.max_len,
+            device=x.device,
+            objective=InfoNceObjective(
+                params.temperature,
+                params.label_smoothing,
+                params.popularity_weight,
+                distillation_weight=params.distillation_weight,
+                distillation_temperature=params.distillation_temperature,
+            ),
+            log_q=_in_batch_log_q(x.data, x.examples["train"]),
+            shared_negatives=params.random_negatives,
+            history_weight=params.history_weight,
+            teacher=teacher_item_factors(x.data, params.distillation_teacher, seed)
+            if params.distillation_weight
+            else None,
+        ), {}
+
+    return run_phase(
         "phase_2",
         seed,
         params,
-        gradient_accumulation=params.gradient_accumulation,
-        min_learning_rate=params.min_learning_rate,
-        restart_epochs=params.restart_epochs,
-        restart_mult=params.restart_mult,
-        warmup_steps=params.warmup_steps,
-    )
-    assert paths.input_dir is not None
-    key = _resume_key(
-        "phase_2", seed, params, [*_data_inputs(paths), paths.input_dir / MODEL_FILE, dc002_path]
-    )
-    result = _train("phase_2", model, data, recipe, settings, paths, key, device, progress)
-    return _write_phase("phase_2", model, data, result, settings, paths, params)
+        paths,
+        load=lambda: _load_previous(paths, dc002_path),
+        recipe=recipe,
+        key_inputs=[_previous_model(paths), dc002_path],
+        settings={
+            "gradient_accumulation": params.gradient_accumulation,
+            "min_learning_rate": params.min_learning_rate,
+            "restart_epochs": params.restart_epochs,
+            "restart_mult": params.restart_mult,
+            "warmup_steps": params.warmup_steps,
+        },
+        progress=progress,
+    ).summary
 
 
 def teacher_item_factors(data: TrainingData, als: AlsParams, seed: int) -> np.ndarray:
     """L2-normalised implicit-ALS item factors from every purchase before the val cutoff (history and train
     splits): the collaborative view of the items that phase 2 distils into the item tower. An item first
     bought later is never a training positive, so its row (whatever direction ALS leaves it) never teaches."""
-    from dc003.evaluate.baselines import fit_als, purchase_counts
+    from dc003.scoring.baselines import fit_als, purchase_counts
     from dc003.train.data import SPLIT_CODES
 
     seen = data.split <= SPLIT_CODES["train"]
@@ -470,36 +531,36 @@ def run_phase_3(
     from dc003.train.objectives import CompositeObjective, InfoNceObjective
     from dc003.train.recipes import HardNegativeRecipe
 
-    device = _device()
-    model, data = _load_previous(paths, dc002_path)
-    model.to(device)
-    examples, items = _common(model, data, device)
-    hard, mining = _mine(model, data, items, examples, params)
-    recipe = HardNegativeRecipe(
-        data=data,
-        examples=examples,
-        items=items,
-        max_len=model.config.user_tower.sequence.max_len,
-        device=device,
-        objective=CompositeObjective(
-            InfoNceObjective(params.temperature, params.label_smoothing, params.popularity_weight),
-            infonce_weight=params.infonce_weight,
-            category_weight=params.category_weight,
-            category_temperature=params.category_temperature,
-        ),
-        log_q=_in_batch_log_q(data, examples["train"]),
-        shared_negatives=0,
-        hard=hard,
-    )
-    settings = _settings("phase_3", seed, params)
-    assert paths.input_dir is not None
-    key = _resume_key(
-        "phase_3", seed, params, [*_data_inputs(paths), paths.input_dir / MODEL_FILE, dc002_path]
-    )
-    result = _train("phase_3", model, data, recipe, settings, paths, key, device, progress)
-    return _write_phase(
-        "phase_3", model, data, result, settings, paths, params, {"hard_negative_mining": mining}
-    )
+    def recipe(x: PhaseInputs) -> tuple[Recipe, dict[str, Any]]:
+        x.model.to(x.device)  # the hard negatives are mined with the phase-2 model, on the device
+        hard, mining = _mine(x.model, x.data, x.items, x.examples, params)
+        return HardNegativeRecipe(
+            data=x.data,
+            examples=x.examples,
+            items=x.items,
+            max_len=x.max_len,
+            device=x.device,
+            objective=CompositeObjective(
+                InfoNceObjective(params.temperature, params.label_smoothing, params.popularity_weight),
+                infonce_weight=params.infonce_weight,
+                category_weight=params.category_weight,
+                category_temperature=params.category_temperature,
+            ),
+            log_q=_in_batch_log_q(x.data, x.examples["train"]),
+            shared_negatives=0,
+            hard=hard,
+        ), {"hard_negative_mining": mining}
+
+    return run_phase(
+        "phase_3",
+        seed,
+        params,
+        paths,
+        load=lambda: _load_previous(paths, dc002_path),
+        recipe=recipe,
+        key_inputs=[_previous_model(paths), dc002_path],
+        progress=progress,
+    ).summary
 
 
 def run_phase_4(
@@ -514,34 +575,39 @@ def run_phase_4(
     dc002_path: Path,
     progress: bool = True,
 ) -> dict[str, Any]:
+    """Phase 4, then the contract's checkpoint artifacts and the training reports from phases 1..4."""
     from dc003.contracts import load_dc003
     from dc003.train.objectives import ConsistencyObjective
     from dc003.train.recipes import Recipe
     from dc003.train.report import architecture_report, training_metrics, write_contract_checkpoints
 
-    device = _device()
-    model, data = _load_previous(paths, dc002_path)
-    examples, items = _common(model, data, device)
-    recipe = Recipe(
-        data=data,
-        examples=examples,
-        items=items,
-        max_len=model.config.user_tower.sequence.max_len,
-        device=device,
-        objective=ConsistencyObjective(params.temperature),
+    def recipe(x: PhaseInputs) -> tuple[Recipe, dict[str, Any]]:
+        return Recipe(
+            data=x.data,
+            examples=x.examples,
+            items=x.items,
+            max_len=x.max_len,
+            device=x.device,
+            objective=ConsistencyObjective(params.temperature),
+        ), {}
+
+    run = run_phase(
+        "phase_4",
+        seed,
+        params,
+        paths,
+        load=lambda: _load_previous(paths, dc002_path),
+        recipe=recipe,
+        key_inputs=[_previous_model(paths), dc002_path],
+        settings={"ema_decay": params.ema_decay},
+        progress=progress,
     )
-    settings = _settings("phase_4", seed, params, ema_decay=params.ema_decay)
-    assert paths.input_dir is not None
-    key = _resume_key(
-        "phase_4", seed, params, [*_data_inputs(paths), paths.input_dir / MODEL_FILE, dc002_path]
-    )
-    result = _train("phase_4", model, data, recipe, settings, paths, key, device, progress)
-    summary = _write_phase("phase_4", model, data, result, settings, paths, params)
     contract = load_dc003(dc003_path)
     history = list(read_json(paths.out_dir / HISTORY_FILE))
-    write_contract_checkpoints(model, result.optimizer_state, contract, checkpoints_dir)
+    write_contract_checkpoints(run.model, run.result.optimizer_state, contract, checkpoints_dir)
     write_json(
-        reports_dir / "architecture_validation.json", architecture_report(model, data, history, contract)
+        reports_dir / "architecture_validation.json",
+        architecture_report(run.model, run.data, history, contract),
     )
     write_json(metrics_dir / "training_metrics.json", training_metrics(history))
-    return summary
+    return run.summary

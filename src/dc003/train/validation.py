@@ -2,8 +2,8 @@
 
 Retrieval: every user with a val purchase is queried once, with features as of the val cutoff and the
 history before their first val purchase; the whole catalogue (features as of the val cutoff) is ranked
-by cosine (:func:`dc003.evaluate.ranking.top_k_scores`, no exclusion of bought items). Metrics come from
-:mod:`dc003.evaluate.metrics`: recall@50, NDCG@10, coverage@50 and the category mix of the top 50 (its
+by cosine (:func:`dc003.scoring.ranking.top_k_scores`, no exclusion of bought items). Metrics come from
+:mod:`dc003.scoring.metrics`: recall@50, NDCG@10, coverage@50 and the category mix of the top 50 (its
 Jensen-Shannon divergence from the mix actually bought). The last-week popularity baseline is measured
 on the same users and split, once.
 """
@@ -95,14 +95,14 @@ def retrieval_metrics(
     max_len: int,
     device: torch.device,
 ) -> dict[str, float]:
-    from dc003.evaluate.metrics import (
+    from dc003.scoring.metrics import (
         category_distribution,
         coverage_at_k,
         distribution_distance,
         ndcg_at_k,
         recall_at_k,
     )
-    from dc003.evaluate.ranking import top_k_scores
+    from dc003.scoring.ranking import top_k_scores
 
     was_training = model.training
     model.eval()
@@ -131,8 +131,8 @@ def retrieval_metrics(
 
 def popularity_baseline(data: TrainingData, rset: RetrievalSet) -> dict[str, float]:
     """Recall@50 / NDCG@10 of the last-week most-popular list on the same users and split."""
-    from dc003.evaluate.baselines import popularity_last_week
-    from dc003.evaluate.metrics import ndcg_at_k, recall_at_k
+    from dc003.scoring.baselines import popularity_last_week
+    from dc003.scoring.metrics import ndcg_at_k, recall_at_k
 
     top = popularity_last_week(
         data.user,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from dc003.evaluate.ranking import PAD, as_exclusion, top_k_scores
+from dc003.scoring.ranking import PAD, as_exclusion, top_k_scores
 
 # candidate matrices for the exclusion-aware fill are built this many rows at a time
 _ROW_CHUNK = 4096
@@ -245,7 +245,7 @@ def als(
     """Implicit-feedback ALS (``implicit``, CPU) on the user x item purchase-count matrix.
 
     ``implicit`` takes confidence as ``alpha * count``. Items are ranked by the inner product of
-    the learned factors through :func:`dc003.evaluate.ranking.top_k_scores`, so exclusion and
+    the learned factors through :func:`dc003.scoring.ranking.top_k_scores`, so exclusion and
     tie-breaks are this package's, not ``implicit``'s. Users without training history get the
     :func:`popularity_last_week` list. ``num_threads=1`` keeps the fit reproducible bit for bit.
     """

@@ -3,7 +3,7 @@
 Conventions shared by every function here:
 
 - ``topk`` is an ``(U, K)`` integer array of ranked item indices, best first, as produced by
-  :mod:`dc003.evaluate.ranking`; ``-1`` marks an empty slot and is never a hit nor a covered item.
+  :mod:`dc003.scoring.ranking`; ``-1`` marks an empty slot and is never a hit nor a covered item.
   The order is taken as given (ties were the ranking's concern). An item repeated within a row
   counts once, at its first position.
 - ``truth`` is a sequence of integer arrays, one per ``topk`` row: the items the user bought in

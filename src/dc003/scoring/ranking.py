@@ -35,7 +35,7 @@ def top_k_scores(
     (scores, one partitioned copy, two masks) whatever ``U`` is. ``exclude`` is a ``U x I``
     sparse matrix whose nonzero entries (already bought items) are never returned; rows short of
     rankable items end in ``-1``. ``bonus`` (``U x I`` sparse) is added to the scores of its entries
-    (the serving score's repurchase bonus: :func:`dc003.deploy.retrieval.repurchase_bonus`).
+    (the serving score's repurchase bonus: :func:`dc003.scoring.serving_score.repurchase_bonus`).
     """
     users = np.asarray(user_emb, dtype=np.float32)
     items = np.asarray(item_emb, dtype=np.float32)
