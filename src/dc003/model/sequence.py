@@ -72,6 +72,7 @@ class HistoryEncoder(nn.Module):
     item_attributes: torch.Tensor
     item_tokens: torch.Tensor
     item_residuals: torch.Tensor
+    residual_mean: torch.Tensor
 
     def __init__(self, spec: SequenceSpec, *, output_bias: bool = True) -> None:
         super().__init__()
