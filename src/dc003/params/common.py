@@ -48,4 +48,3 @@ class PathsParams(Section):
     plots_dir: str
     reports_dir: str
     artifacts_dir: str
-    registry_dir: str
