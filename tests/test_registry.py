@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from dc003.cli import app
 from dc003.errors import Dc003Error
 from dc003.gates.check import GateResult, GatesReport
-from dc003.registry import MODEL_ARTIFACT, dvc_md5, register_model, versions
+from dc003.registry import MODEL_ARTIFACT, declared_artifact, dvc_md5, register_model, versions
 
 from .conftest import REPO
 from .conftest import git as _git_out
@@ -58,7 +58,8 @@ def _artifacts(root: Path, content: str) -> None:
 
 
 def _dvc(root: Path, *args: str) -> None:
-    subprocess.run([DVC, *args], cwd=root, check=True, capture_output=True, text=True)
+    run = subprocess.run([DVC, *args], cwd=root, capture_output=True, text=True)
+    assert run.returncode == 0, f"dvc {' '.join(args)}: {run.stderr or run.stdout}"
 
 
 def _shipped_artifacts_block() -> dict[str, object]:
@@ -77,6 +78,7 @@ def dvc_repo(tmp_path: Path) -> Path:
     spec = {**_shipped_artifacts_block(), "stages": {"export": {"cmd": "true", "outs": ["artifacts"]}}}
     (root / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     (root / ".gitignore").write_text("/artifacts\n")
+    (root / "params.yaml").write_text(yaml.safe_dump({"paths": {"artifacts_dir": "artifacts"}}))
     _artifacts(root, "a")
     _dvc(root, "commit", "-f", "-q", "export")
     git(root, *ID, "add", "-A")
@@ -90,10 +92,15 @@ def _tags(root: Path) -> list[str]:
     return git(root, "tag", "-l").split()
 
 
-def test_dvc_yaml_declares_the_model_at_the_export_folder() -> None:
-    art = _shipped_artifacts_block()["artifacts"][MODEL_ARTIFACT]  # type: ignore[index]
+def test_dvc_yaml_declares_the_model_at_the_export_folder(dvc_repo: Path) -> None:
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    art = declared_artifact(REPO)
     assert art["path"] == params["paths"]["artifacts_dir"] and art["type"] == "model"
+    # DVC reads the shipped block the same way (the fixture holds it and a paths.artifacts_dir)
+    from dvc.repo import Repo
+
+    with Repo(str(dvc_repo)) as repo:
+        assert repo.artifacts.read()["dvc.yaml"][MODEL_ARTIFACT].path == "artifacts"
 
 
 def test_passing_promotion_tags_a_commit_that_resolves_to_the_files(dvc_repo: Path, tmp_path: Path) -> None:
@@ -229,3 +236,33 @@ def test_promote_stage_records_a_refusal_and_exits_0(tmp_path: Path) -> None:
     decision = json.loads((root / "metrics/promotion.json").read_text())
     assert decision["promoted"] is False and "recall_50" in decision["failing_gates"]
     assert _tags(root) == []
+
+
+PROMOTE_CMD = (
+    'python -c "from pathlib import Path; from tests.test_registry import _report; '
+    "from dc003.registry import register_model; "
+    "print(register_model(Path('.'), _report(True), contract_id='DC-003', metrics={}).message)\""
+)
+
+
+def test_inside_dvc_repro_the_tag_resolves_to_the_new_export(dvc_repo: Path, tmp_path: Path) -> None:
+    """As in `dvc repro`: export runs, DVC writes its lock entry, then promote tags (nothing committed)."""
+    shutil.copytree(REPO / "tests", dvc_repo / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    spec = yaml.safe_load((dvc_repo / "dvc.yaml").read_text())
+    spec["stages"] = {
+        "export": {
+            "cmd": "mkdir -p artifacts && echo repro > artifacts/user_tower.onnx && echo c > artifacts/c",
+            "outs": ["artifacts"],
+        },
+        "promote": {"cmd": PROMOTE_CMD, "deps": ["artifacts"]},
+    }
+    (dvc_repo / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    head = git(dvc_repo, "rev-parse", "HEAD")
+    _dvc(dvc_repo, "repro", "-q")
+    assert _tags(dvc_repo) == ["two-tower#prod#1", "two-tower@v1.0.0"]
+    assert git(dvc_repo, "rev-parse", "HEAD") == head
+    assert dvc_md5(dvc_repo / "artifacts") in git(dvc_repo, "show", "two-tower@v1.0.0:dvc.lock")
+    _dvc(dvc_repo, "push", "-q")
+    out = tmp_path / "fetched"
+    _dvc(tmp_path, "artifacts", "get", str(dvc_repo), "two-tower", "--rev", "v1.0.0", "-o", str(out))
+    assert (out / "user_tower.onnx").read_text() == "repro\n"

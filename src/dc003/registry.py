@@ -136,7 +136,11 @@ def snapshot_commit(root: Path, head: str, message: str) -> tuple[str, bool]:
 
 
 def declared_artifact(root: Path, name: str = MODEL_ARTIFACT) -> dict[str, Any]:
-    """The ``name`` entry of ``dvc.yaml``'s top-level ``artifacts:`` (path, type, desc, labels)."""
+    """The ``name`` entry of ``dvc.yaml``'s top-level ``artifacts:`` (path, type, desc, labels).
+
+    ``path`` may be a ``${section.key}`` interpolation from ``params.yaml``, which DVC resolves in
+    ``artifacts:`` too (``dvc artifacts get`` at the tag); it is resolved here the same way.
+    """
     dvc_yaml = root / "dvc.yaml"
     if not dvc_yaml.is_file():
         raise Dc003Error(f"{dvc_yaml}: missing: the model artifact is declared there (artifacts: {name})")
@@ -144,7 +148,22 @@ def declared_artifact(root: Path, name: str = MODEL_ARTIFACT) -> dict[str, Any]:
     entry = (data.get("artifacts") or {}).get(name)
     if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
         raise Dc003Error(f"{dvc_yaml}: artifacts.{name}.path: not declared")
-    return entry
+    return {**entry, "path": _interpolate(root, entry["path"], f"{dvc_yaml}: artifacts.{name}.path")}
+
+
+def _interpolate(root: Path, value: str, where: str) -> str:
+    params_file = root / "params.yaml"
+    params = yaml.safe_load(params_file.read_text(encoding="utf-8")) if params_file.is_file() else {}
+
+    def lookup(match: re.Match[str]) -> str:
+        node: Any = params
+        for key in match.group(1).split("."):
+            if not isinstance(node, dict) or key not in node:
+                raise Dc003Error(f"{where}: {match.group(0)}: not in {params_file}")
+            node = node[key]
+        return str(node)
+
+    return re.sub(r"\$\{\s*([A-Za-z0-9_.-]+)\s*\}", lookup, value)
 
 
 def locked_md5(root: Path, path: str) -> str:
