@@ -246,7 +246,8 @@ PROMOTE_CMD = (
 
 
 def test_inside_dvc_repro_the_tag_resolves_to_the_new_export(dvc_repo: Path, tmp_path: Path) -> None:
-    """As in `dvc repro`: export runs, DVC writes its lock entry, then promote tags (nothing committed)."""
+    """As in a first `dvc repro`: export runs, DVC writes its lock entry, then promote tags; dvc.lock is
+    untracked and nothing is committed, yet the tag's commit holds it."""
     shutil.copytree(REPO / "tests", dvc_repo / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     spec = yaml.safe_load((dvc_repo / "dvc.yaml").read_text())
     spec["stages"] = {
@@ -257,6 +258,8 @@ def test_inside_dvc_repro_the_tag_resolves_to_the_new_export(dvc_repo: Path, tmp
         "promote": {"cmd": PROMOTE_CMD, "deps": ["artifacts"]},
     }
     (dvc_repo / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    git(dvc_repo, "rm", "-q", "--cached", "dvc.lock")  # a first run: dvc.lock was never committed
+    git(dvc_repo, *ID, "commit", "-qm", "no dvc.lock yet")
     head = git(dvc_repo, "rev-parse", "HEAD")
     _dvc(dvc_repo, "repro", "-q")
     assert _tags(dvc_repo) == ["two-tower#prod#1", "two-tower@v1.0.0"]

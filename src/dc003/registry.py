@@ -7,10 +7,11 @@ folder, ONNX towers + FAISS index + mappings + config). A promotion, only when e
    so that the tag resolves to these files through the DVC cache / remote and not to older ones;
 2. picks the commit to tag. The promote stage runs inside ``dvc repro``, before the user commits the
    new ``dvc.lock``, so HEAD usually describes an *older* model. Tagging HEAD would make
-   ``dvc artifacts get . two-tower@vX`` silently download that older model. Instead the tag points
+   ``dvc artifacts get . two-tower --rev vX`` silently download that older model. Instead the tag points
    at a **snapshot commit**: HEAD's tree plus the working copy of every tracked file (``dvc.lock``
    above all), written with git plumbing into a temporary index (``git add -u``,
-   ``git write-tree``, ``git commit-tree -p HEAD``). No branch moves and the user's index is
+   ``git write-tree``, ``git commit-tree -p HEAD``; ``dvc.yaml``, ``dvc.lock`` and ``params.yaml`` are
+   added even when untracked, as on a first run). No branch moves and the user's index is
    untouched; the annotated tag keeps the commit reachable. When the working copy has no tracked
    change (``dvc.lock`` already committed) the snapshot is HEAD itself and HEAD is tagged;
 3. registers a version (``gto register`` -> tag ``two-tower@v1.3.0``) and assigns the stage
@@ -51,7 +52,7 @@ MODEL_ARTIFACT = "two-tower"  # the name under dvc.yaml `artifacts:` (and in eve
 PROD_STAGE = "prod"
 FIRST_VERSION = "v1.0.0"
 _FALLBACK_IDENTITY = ("dc003 promote", "dc003-promote@localhost")
-_MESSAGE_KEYS = ("artifacts_md5", "artifact_path", "contract", "source_commit", "gates")
+SNAPSHOT_ALWAYS = ("dvc.yaml", "dvc.lock", "params.yaml")  # in the snapshot even when untracked
 
 
 class PromotionDecision(Declared):
@@ -119,6 +120,10 @@ def snapshot_commit(root: Path, head: str, message: str) -> tuple[str, bool]:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         _git(root, "read-tree", head, env=env)
         _git(root, "add", "-u", "--", ".", env=env)
+        # the files a tag must resolve through, even on a first run where they were never committed
+        present = [f for f in SNAPSHOT_ALWAYS if (root / f).is_file()]
+        if present:
+            _git(root, "add", "--", *present, env=env)
         tree = _git(root, "write-tree", env=env)
     if tree == _git(root, "rev-parse", f"{head}^{{tree}}"):
         return head, False
@@ -357,6 +362,10 @@ def register_model(
         )
     version_name = _next_version(existing, report.contract_version)
     commit, snapshot = snapshot_commit(root, head, f"dc003: snapshot promoted as {name}@{version_name}")
+    if actual not in _git(root, "show", f"{commit}:dvc.lock", check=False):
+        raise Dc003Error(
+            f"commit {commit[:10]}: its dvc.lock does not record {path} md5 {actual}; nothing tagged"
+        )
     message = _message(
         name=name,
         version=version_name,
