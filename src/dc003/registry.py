@@ -248,12 +248,12 @@ def versions(root: Path, name: str = MODEL_ARTIFACT) -> list[dict[str, Any]]:
         tag = f"{name}@{v['version']}"
         out.append(
             {
+                **parse_message(_tag_message(root, tag)),  # first: the fields below always win
                 "version": v["version"],
                 "tag": tag,
                 "commit": v["commit_hexsha"],
                 "created_at": str(v["created_at"]),
                 "stages": sorted({s["stage"] for s in v.get("stages", [])}),
-                **parse_message(_tag_message(root, tag)),
             }
         )
     return out
