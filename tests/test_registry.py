@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import gto.api
@@ -145,9 +146,13 @@ def test_versions_bump_minor_then_major_on_a_contract_major_change(dvc_repo: Pat
     git(dvc_repo, *ID, "commit", "-qam", "lock")  # dvc.lock committed: HEAD itself is tagged
     first = register_model(dvc_repo, _report(True), contract_id="DC-003", metrics={})
     assert first.commit == git(dvc_repo, "rev-parse", "HEAD")
+    # GTO orders versions and assignments by tag time, which git keeps to the second: real promotions are
+    # minutes apart, these are not
+    time.sleep(1.1)
     _artifacts(dvc_repo, "c")
     _dvc(dvc_repo, "commit", "-f", "-q", "export")
     assert register_model(dvc_repo, _report(True), contract_id="DC-003", metrics={}).version == "v1.1.0"
+    time.sleep(1.1)
     _artifacts(dvc_repo, "d")
     _dvc(dvc_repo, "commit", "-f", "-q", "export")
     second = register_model(dvc_repo, _report(True, "2.0.0"), contract_id="DC-003", metrics={})
