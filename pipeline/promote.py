@@ -1,10 +1,13 @@
-"""Stage promote: registers the contract's artifacts as a new model version, only when every gate passes.
+"""Stage promote: registers the dvc.yaml model artifact with GTO, only when every gate passes.
 
 The gates are compared again here (cheap, and they must describe exactly the files being promoted).
-A failing gate is a decision, not a crash: the registry (and so the previously promoted version) is left
-untouched, the refusal and the failing gates are recorded in the decision file (a DVC metric) and
-printed, and the stage exits 0 so that `dvc exp run` still records the experiment. Enforcement for
-CI and release scripts is `dc003 gates check` / `dc003 registry promote`, which exit 1 on a refusal.
+A failing gate is a decision, not a crash: no git commit and no GTO tag are created (the versions
+already registered stay as they were), the refusal and the failing gates are recorded in the decision
+file (a DVC metric) and printed, and the stage exits 0 so that `dvc exp run` still records the
+experiment. Enforcement for CI and release scripts is `dc003 gates check` / `dc003 registry promote`,
+which exit 1 on a refusal. A passing model is tagged ``two-tower@vX.Y.Z`` and ``two-tower#prod#N``
+(see dc003.registry for which commit the tag points at); no git-ignored folder holds the versions.
+The tags are git's, not DVC outputs: this stage's only output is the decision file.
 """
 
 from __future__ import annotations
@@ -24,12 +27,10 @@ def main() -> None:
     from dc003.registry import promote_project
 
     parser = argparse.ArgumentParser(prog="python -m pipeline.promote")
-    parser.add_argument("--registry", type=Path, required=True)
-    parser.add_argument("--gates-report", type=Path, required=True, help="the gates stage's JSON report")
     parser.add_argument("--decision", type=Path, required=True, help="decision record (a DVC metric)")
+    parser.add_argument("--stage", default="prod", help="GTO stage assigned to a promoted version")
     args = parser.parse_args(sys.argv[1:])
-    decision = promote_project(Path.cwd(), args.registry, extra_files=(args.gates_report,))
-    args.registry.mkdir(parents=True, exist_ok=True)  # the stage's output exists even before a first version
+    decision = promote_project(Path.cwd(), stage=args.stage)
     write_json(args.decision, decision.model_dump(mode="json"))
     print(f"promote: {decision.message}", file=sys.stdout if decision.promoted else sys.stderr)
 

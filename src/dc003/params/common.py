@@ -53,7 +53,6 @@ class PathsParams(Section):
     plots_dir: str
     reports_dir: str
     artifacts_dir: str
-    registry_dir: str
 
 
 def _fields(model: type[BaseModel], marker: str, prefix: str = "") -> list[tuple[str, str]]:
