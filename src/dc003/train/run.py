@@ -300,6 +300,16 @@ class PhaseInputs:
     def max_len(self) -> int:
         return self.model.config.user_tower.sequence.max_len
 
+    def recipe_inputs(self) -> dict[str, Any]:
+        """The keyword arguments every recipe takes from the phase (its objective and extras are its own)."""
+        return {
+            "data": self.data,
+            "examples": self.examples,
+            "items": self.items,
+            "max_len": self.max_len,
+            "device": self.device,
+        }
+
 
 @dataclass(frozen=True)
 class PhaseRun:
@@ -364,11 +374,7 @@ def run_phase_1(
 
     def recipe(x: PhaseInputs) -> tuple[Recipe, dict[str, Any]]:
         return BprRecipe(
-            data=x.data,
-            examples=x.examples,
-            items=x.items,
-            max_len=x.max_len,
-            device=x.device,
+            **x.recipe_inputs(),
             objective=BprObjective(margin=params.margin),
             negatives=params.negatives,
         ), {}
@@ -434,11 +440,7 @@ def run_phase_2(
 
     def recipe(x: PhaseInputs) -> tuple[Recipe, dict[str, Any]]:
         return InBatchRecipe(
-            data=x.data,
-            examples=x.examples,
-            items=x.items,
-            max_len=x.max_len,
-            device=x.device,
+            **x.recipe_inputs(),
             objective=InfoNceObjective(
                 params.temperature,
                 params.label_smoothing,
@@ -535,11 +537,7 @@ def run_phase_3(
         x.model.to(x.device)  # the hard negatives are mined with the phase-2 model, on the device
         hard, mining = _mine(x.model, x.data, x.items, x.examples, params)
         return HardNegativeRecipe(
-            data=x.data,
-            examples=x.examples,
-            items=x.items,
-            max_len=x.max_len,
-            device=x.device,
+            **x.recipe_inputs(),
             objective=CompositeObjective(
                 InfoNceObjective(params.temperature, params.label_smoothing, params.popularity_weight),
                 infonce_weight=params.infonce_weight,
@@ -583,11 +581,7 @@ def run_phase_4(
 
     def recipe(x: PhaseInputs) -> tuple[Recipe, dict[str, Any]]:
         return Recipe(
-            data=x.data,
-            examples=x.examples,
-            items=x.items,
-            max_len=x.max_len,
-            device=x.device,
+            **x.recipe_inputs(),
             objective=ConsistencyObjective(params.temperature),
         ), {}
 
