@@ -57,6 +57,19 @@ def override(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def apply_profile_data(
+    data: dict[str, Any], profile: str | os.PathLike[str], sections: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """``data`` with a params profile's overrides (of ``sections`` only, when given) set; one clear error
+    naming the profile file when an override names no params key."""
+    from dc003.errors import Dc003Error
+
+    try:
+        return override(data, profile_overrides(profile, sections))
+    except KeyError as exc:
+        raise Dc003Error(f"{os.fspath(profile)}: overrides: {exc.args[0]}") from None
+
+
 def profile_overrides(
     profile: str | os.PathLike[str], sections: tuple[str, ...] | None = None
 ) -> dict[str, Any]:
@@ -121,10 +134,7 @@ def load_sections(
             raise Dc003Error(f"{name}: {unknown[0]}: unknown params section (allowed: {', '.join(SECTIONS)})")
         data = {k: v for k, v in data.items() if k in sections}
         if profile is not None:
-            try:
-                override(data, profile_overrides(profile, sections))
-            except KeyError as exc:
-                raise Dc003Error(f"{os.fspath(profile)}: overrides: {exc.args[0]}") from None
+            data = apply_profile_data(data, profile, sections)
     fields: dict[str, Any] = {}
     for section in sections:
         if section not in SECTIONS:

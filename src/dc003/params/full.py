@@ -58,10 +58,8 @@ def apply_profile(
     params: Params, profile: str | os.PathLike[str], sections: tuple[str, ...] | None = None
 ) -> Params:
     """``params`` with a params profile's overrides (of ``sections`` only, when given) applied."""
-    from dc003.errors import Dc003Error
-    from dc003.params import profile_overrides
+    from dc003.contracts.loading import validate_data
+    from dc003.params import apply_profile_data
 
-    try:
-        return with_overrides(params, profile_overrides(profile, sections))
-    except KeyError as exc:
-        raise Dc003Error(f"{os.fspath(profile)}: overrides: {exc.args[0]}") from None
+    data = apply_profile_data(params.model_dump(mode="json"), profile, sections)
+    return validate_data(Params, data, "params (overrides)")
