@@ -25,8 +25,8 @@ import pytest
 import yaml
 
 from dc003.deploy import layout, serving
-from dc003.deploy.served import folder_signature, most_active
 from dc003.registry import dvc_md5, register_model
+from dc003.serve.served import folder_signature, most_active
 from tests.conftest import REPO
 from tests.test_deploy import export_tiny
 from tests.test_registry import ID, _dvc, _report, _shipped_artifacts_block, git
@@ -130,7 +130,7 @@ class Server:
 @pytest.fixture(scope="module")
 def text_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project folder whose text cache holds the MiniLM ONNX graph (exported once, in a child process)."""
-    from dc003.text.onnx_encoder import ensure_encoder
+    from dc003.serve.text_encoder import ensure_encoder
 
     project = tmp_path_factory.mktemp("project")
     data = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
@@ -261,7 +261,12 @@ def test_embed_items_is_minilm_then_the_item_tower(
     tower = config["model"]["item_tower"]
     vocab = json.loads((arts / layout.MAPPINGS).read_text())["categorical"]
     cat = np.array(
-        [[vocab.get(c["name"], {}).get(item["categorical"].get(c["name"], ""), 0) for c in tower["categorical"]]]
+        [
+            [
+                vocab.get(c["name"], {}).get(item["categorical"].get(c["name"], ""), 0)
+                for c in tower["categorical"]
+            ]
+        ]
     )
     num = np.array([[item["numerical"].get(n["name"], np.nan) for n in tower["numerical"]]], dtype=np.float32)
     texts = [item["text"][t["name"]] for t in tower["text"]]

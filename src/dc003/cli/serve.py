@@ -1,4 +1,4 @@
-"""`dc003 serve`: the HTTP service (:mod:`dc003.deploy.service`) on uvicorn, with ``--workers`` replicas."""
+"""`dc003 serve`: the HTTP service (:mod:`dc003.serve.app`) on uvicorn, with ``--workers`` replicas."""
 
 from __future__ import annotations
 
@@ -41,16 +41,16 @@ def serve(
     version, a re-export or a repointed --artifacts symlink is picked up without dropping requests.
     """
     import dc003  # noqa: F401  (offline / no-telemetry environment before onnxruntime loads)
-    from dc003.deploy import served
-    from dc003.deploy.service import SETTINGS_ENV, Settings
     from dc003.params import load_sections
+    from dc003.serve import served
+    from dc003.serve.app import SETTINGS_ENV, Settings
 
     loaded = load_sections(params, ("paths", "serve"))
     policy = loaded.serve
     served.resolve(project, artifacts)  # one clear error before any worker starts
     text_graph = model_dir = None
     if embed_items:
-        from dc003.text.onnx_encoder import ensure_encoder
+        from dc003.serve.text_encoder import ensure_encoder
 
         graph, model = ensure_encoder(project / loaded.paths.text_cache_dir)
         text_graph, model_dir = str(graph.resolve()), str(model)
@@ -64,7 +64,7 @@ def serve(
         **policy.model_dump(),
     )
     if redis_url:
-        from dc003.deploy.cache import EmbeddingCache
+        from dc003.serve.cache import EmbeddingCache
 
         EmbeddingCache.connect(redis_url, policy.cache_ttl_s)  # unreachable: one error line, now
     else:
@@ -75,7 +75,7 @@ def serve(
     import uvicorn
 
     uvicorn.run(
-        "dc003.deploy.service:app_from_env",
+        "dc003.serve.app:app_from_env",
         factory=True,
         host=host,
         port=port,

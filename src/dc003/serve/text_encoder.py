@@ -5,7 +5,7 @@ Runtime and the ``tokenizers`` library alone (no torch, no sentence-transformers
 encoder's graph; :class:`OnnxTextEncoder` tokenises as sentence-transformers does (the model's
 ``tokenizer.json``, truncated to its ``max_seq_length``), runs the graph, mean-pools over the real tokens
 and L2-normalises: the model's own modules (Transformer, Pooling mean, Normalize), so its vectors are the
-``text_embed`` stage's (tests/test_serve.py checks the cosine against sentence-transformers).
+``text_embed`` stage's (tests/test_serve.py: POST /embed/items against sentence-transformers + item tower).
 
 The graph is cached beside the text vectors, in a directory named by the encoder identity
 (:func:`dc003.text.embed.encoder_identity`: a hash of the weights), so a changed model is never served
@@ -84,7 +84,7 @@ def ensure_encoder(cache_root: Path) -> tuple[Path, Path]:
     graph, model_dir = encoder_graph_path(cache_root)
     if not graph.is_file():
         done = subprocess.run(
-            [sys.executable, "-m", "dc003.text.onnx_encoder", str(model_dir), str(graph)],
+            [sys.executable, "-m", "dc003.serve.text_encoder", str(model_dir), str(graph)],
             capture_output=True,
             text=True,
         )
@@ -136,7 +136,7 @@ class OnnxTextEncoder:
         return pooled.astype(np.float32)
 
 
-if __name__ == "__main__":  # python -m dc003.text.onnx_encoder MODEL_DIR OUT
+if __name__ == "__main__":  # python -m dc003.serve.text_encoder MODEL_DIR OUT
     import dc003  # noqa: F401  (offline, no telemetry)
 
     export_encoder(Path(sys.argv[1]), Path(sys.argv[2]))

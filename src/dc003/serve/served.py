@@ -173,7 +173,7 @@ def _md5_files(folder: Path, names: tuple[str, ...]) -> str:
 
 class ItemEmbedder:
     """New articles -> item embeddings: the item tower on their categorical values, numericals and texts
-    (the texts through MiniLM in ONNX, :class:`dc003.text.onnx_encoder.OnnxTextEncoder`)."""
+    (the texts through MiniLM in ONNX, :class:`dc003.serve.text_encoder.OnnxTextEncoder`)."""
 
     def __init__(self, artifacts: Path, config: dict[str, Any], encoder: Any, threads: int = 1) -> None:
         import json

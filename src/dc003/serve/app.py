@@ -1,6 +1,6 @@
-"""The HTTP service of ``dc003 serve`` (FastAPI on uvicorn): recommendations, new-article embeddings,
-health and version, over one loaded model (:mod:`dc003.deploy.served`) and an optional shared Redis cache
-(:mod:`dc003.deploy.cache`). No torch: ONNX Runtime, FAISS, numpy, the ``tokenizers`` library.
+"""The HTTP app of ``dc003 serve`` (FastAPI on uvicorn): recommendations, new-article embeddings,
+health and version, over one loaded model (:mod:`dc003.serve.served`) and an optional shared Redis cache
+(:mod:`dc003.serve.cache`). No torch: ONNX Runtime, FAISS, numpy, the ``tokenizers`` library.
 
 ``GET /recommend?customer_id=&k=`` / ``POST /recommend`` ``{"customer_ids": [...], "k": 50}``
     Top-k articles. An unknown customer takes the cold-start path (``cold_start: true``), not an error.
@@ -37,8 +37,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from starlette.exceptions import HTTPException
 
-from dc003.deploy import served as served_mod
-from dc003.deploy.cache import EmbeddingCache
+from dc003.serve import served as served_mod
+from dc003.serve.cache import EmbeddingCache
 
 SETTINGS_ENV = "DC003_SERVE_SETTINGS"
 MAX_ID_LENGTH = 256
@@ -106,7 +106,7 @@ class Service:
         )
         encoder = None
         if settings.text_graph and settings.text_model_dir:
-            from dc003.text.onnx_encoder import OnnxTextEncoder
+            from dc003.serve.text_encoder import OnnxTextEncoder
 
             encoder = OnnxTextEncoder(
                 Path(settings.text_graph), Path(settings.text_model_dir), settings.threads
@@ -317,7 +317,7 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def app_from_env() -> FastAPI:
-    """The uvicorn factory each worker calls (``dc003.deploy.service:app_from_env``)."""
+    """The uvicorn factory each worker calls (``dc003.serve.app:app_from_env``)."""
     import dc003  # noqa: F401  (offline / no-telemetry environment before onnxruntime loads)
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s[%(process)d] %(message)s")

@@ -1,5 +1,5 @@
 """The Redis cache of ``dc003 serve``: user embeddings of the most active customers and the index metadata,
-under keys that carry the model's version key (:attr:`dc003.deploy.served.Served.key`).
+under keys that carry the model's version key (:attr:`dc003.serve.served.Served.key`).
 
 ``dc003:<version key>:u:<customer_id>``
     The user embedding, float32 bytes, with the policy's TTL (params ``serve.cache_ttl_s``). Only the
@@ -25,7 +25,7 @@ import numpy as np
 if TYPE_CHECKING:
     import redis
 
-    from dc003.deploy.served import Served
+    from dc003.serve.served import Served
 
 log = logging.getLogger("dc003.serve")
 PREFIX = "dc003"
