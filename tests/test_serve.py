@@ -410,11 +410,13 @@ def test_repointed_symlink_switches_every_replica_without_a_failed_request(
 def test_a_new_prod_version_is_served_without_a_failed_request(
     exports: dict[str, Path], redis_url: str, params_file: Path, tmp_path: Path
 ) -> None:
-    """Registry mode (no --artifacts): the newest GTO version in prod; promoting another one switches."""
+    """Registry mode (no --artifacts): the newest GTO version in prod, fetched with `dvc artifacts get` when
+    the checkout does not hold it; promoting another one switches."""
     root = tmp_path / "proj"
     root.mkdir()
     git(root, "init", "-q", "-b", "main")
     _dvc(root, "init", "-q")
+    _dvc(root, "remote", "add", "-d", "local", str(tmp_path / "remote"))
     spec = {**_shipped_artifacts_block(), "stages": {"export": {"cmd": "true", "outs": ["artifacts"]}}}
     (root / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     (root / ".gitignore").write_text("/artifacts\n")
@@ -431,11 +433,17 @@ def test_a_new_prod_version_is_served_without_a_failed_request(
         return decision.version
 
     first = promote(exports["blue"])
+    _dvc(root, "push", "-q")
+    shutil.rmtree(root / "artifacts")  # the checkout no longer holds v1.0.0: it is fetched from the remote
     server = Server(
         root, "--workers", "2", "--params", str(params_file), "--redis-url", redis_url, "--no-embed-items"
     )
     try:
-        assert server.client.get("/version").json()["model_version"] == first == "v1.0.0"
+        body = server.client.get("/version").json()
+        assert body["model_version"] == first == "v1.0.0" and body["artifacts_md5"] == dvc_md5(
+            exports["blue"]
+        )
+        assert Path(body["artifacts"]) == root / ".dvc" / "tmp" / "serve" / "v1.0.0"  # `dvc artifacts get`
         row = _rows_by_activity(exports["blue"])[0][0]
         load = Load(server.url, _cid(row))
         time.sleep(0.5)

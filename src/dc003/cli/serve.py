@@ -61,7 +61,7 @@ def serve(
         threads=threads,
         text_graph=text_graph,
         text_model_dir=model_dir,
-        **policy.model_dump(),
+        policy=policy,
     )
     if redis_url:
         from dc003.serve.cache import EmbeddingCache

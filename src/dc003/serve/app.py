@@ -37,6 +37,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from starlette.exceptions import HTTPException
 
+from dc003.params.serve import ServeParams
 from dc003.serve import served as served_mod
 from dc003.serve.cache import EmbeddingCache
 
@@ -56,13 +57,7 @@ class Settings(BaseModel):
     threads: int = 1
     text_graph: str | None = None  # the MiniLM ONNX graph (None: POST /embed/items answers 503)
     text_model_dir: str | None = None
-    cache_top_users: int
-    cache_ttl_s: int
-    max_k: int
-    max_batch: int
-    max_new_items: int
-    max_body_bytes: int
-    reload_poll_s: float
+    policy: ServeParams  # params.yaml section serve
 
 
 CustomerId = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_LENGTH)]
@@ -101,8 +96,11 @@ class Service:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.policy = policy = settings.policy
         self.cache = (
-            EmbeddingCache.connect(settings.redis_url, settings.cache_ttl_s) if settings.redis_url else None
+            EmbeddingCache.connect(settings.redis_url, settings.policy.cache_ttl_s)
+            if settings.redis_url
+            else None
         )
         encoder = None
         if settings.text_graph and settings.text_model_dir:
@@ -119,12 +117,15 @@ class Service:
 
         def load(source: served_mod.Source) -> served_mod.Served:
             return served_mod.load(
-                source, cache_top_users=settings.cache_top_users, threads=settings.threads, encoder=encoder
+                source,
+                cache_top_users=policy.cache_top_users,
+                threads=settings.threads,
+                encoder=encoder,
             )
 
         first = load(resolve())
         self._publish(first)
-        self.holder = served_mod.Holder(first, resolve, load, settings.reload_poll_s, on_switch=self._publish)
+        self.holder = served_mod.Holder(first, resolve, load, policy.reload_poll_s, on_switch=self._publish)
 
     def _publish(self, model: served_mod.Served) -> None:
         if self.cache is not None:
@@ -133,14 +134,15 @@ class Service:
     # ---------------------------------------------------------------------------------- requests
 
     def check_k(self, k: int) -> None:
-        if not 1 <= k <= self.settings.max_k:
-            raise ApiError(422, f"k: must be between 1 and {self.settings.max_k} (got {k})")
+        if not 1 <= k <= self.policy.max_k:
+            raise ApiError(422, f"k: must be between 1 and {self.policy.max_k} (got {k})")
 
     def recommend(self, customer_ids: list[str], k: int) -> dict[str, Any]:
         self.check_k(k)
-        if len(customer_ids) > self.settings.max_batch:
+        if len(customer_ids) > self.policy.max_batch:
             raise ApiError(
-                413, f"customer_ids: {len(customer_ids)} ids, at most {self.settings.max_batch} per request"
+                413,
+                f"customer_ids: {len(customer_ids)} ids, at most {self.policy.max_batch} per request",
             )
         model = self.holder.current  # one model for the whole request, even if a switch happens meanwhile
         rec = model.recommender
@@ -175,10 +177,8 @@ class Service:
         }
 
     def embed_items(self, items: list[NewItem]) -> dict[str, Any]:
-        if len(items) > self.settings.max_new_items:
-            raise ApiError(
-                413, f"items: {len(items)} items, at most {self.settings.max_new_items} per request"
-            )
+        if len(items) > self.policy.max_new_items:
+            raise ApiError(413, f"items: {len(items)} items, at most {self.policy.max_new_items} per request")
         model = self.holder.current
         embedder = model.items
         if embedder is None:
@@ -264,8 +264,8 @@ def create_app(settings: Settings) -> FastAPI:
     @app.middleware("http")
     async def limit_body(request: Request, call_next: Any) -> Any:
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
-            return _error(413, f"request body: larger than {settings.max_body_bytes} bytes")
+        if length is not None and (not length.isdigit() or int(length) > service.policy.max_body_bytes):
+            return _error(413, f"request body: larger than {service.policy.max_body_bytes} bytes")
         try:
             return await call_next(request)
         except Exception:  # never a traceback in a response
