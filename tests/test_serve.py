@@ -29,7 +29,7 @@ from dc003.registry import dvc_md5, register_model
 from dc003.serve.served import folder_signature, most_active
 from tests.conftest import REPO
 from tests.test_deploy import export_tiny
-from tests.test_registry import ID, _dvc, _report, _shipped_artifacts_block, git
+from tests.test_registry import ID, _dvc, _report, dvc_project, git
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serve")]
 TOP = 8  # serve.cache_top_users in these tests (the tiny data has 24 customers)
@@ -412,15 +412,7 @@ def test_a_new_prod_version_is_served_without_a_failed_request(
 ) -> None:
     """Registry mode (no --artifacts): the newest GTO version in prod, fetched with `dvc artifacts get` when
     the checkout does not hold it; promoting another one switches."""
-    root = tmp_path / "proj"
-    root.mkdir()
-    git(root, "init", "-q", "-b", "main")
-    _dvc(root, "init", "-q")
-    _dvc(root, "remote", "add", "-d", "local", str(tmp_path / "remote"))
-    spec = {**_shipped_artifacts_block(), "stages": {"export": {"cmd": "true", "outs": ["artifacts"]}}}
-    (root / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    (root / ".gitignore").write_text("/artifacts\n")
-    (root / "params.yaml").write_text(yaml.safe_dump({"paths": {"artifacts_dir": "artifacts"}}))
+    root = dvc_project(tmp_path / "proj", tmp_path / "remote")
 
     def promote(arts: Path) -> str:
         shutil.rmtree(root / "artifacts", ignore_errors=True)
