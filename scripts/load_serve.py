@@ -1,19 +1,20 @@
 """Load test of `dc003 serve` with locust (headless) on 127.0.0.1 -> reports/serve_load.json.
 
-Starts a real redis-server (a free port, in memory) and `dc003 serve --workers W` on ``--artifacts``, then
-runs locust at 1, 8 and 32 concurrent users for ``--seconds`` each (no think time: each user sends its
-next request when the last one answered), first with the Redis cache, then with the service restarted
-without it. Requests are ``GET /recommend?customer_id=...&k=50``: customers drawn with probability
-proportional to their purchase history length + 1 (an active customer visits more often), and
-``--unknown`` of them ids the model never saw (the cold path).
+Starts a real redis-server (a free port, in memory) and two `dc003 serve --workers W` on ``--artifacts``,
+one with the Redis cache and one without, then runs locust against each in turn at 1, 8 and 32
+concurrent users for ``--seconds`` each (both are up, one is under load at a time, so background load
+drifts over both alike; no think time: a user sends its next request when the last one answered).
+Requests are ``GET /recommend?customer_id=...&k=50``: customers drawn with probability proportional to
+their purchase history length + 1 (an active customer visits more often), and ``--unknown`` of them ids
+the model never saw (the cold path).
 
 Per run: p50 / p95 / p99 latency (exact, from every request's response time as locust measures it),
 requests/s, errors (non-2xx or a failed connection), and with Redis its hit rate (Redis's own
 keyspace_hits / keyspace_misses over the run: the service reads only user embeddings there) and the share
 of requests whose embedding came from Redis. The floor: the bench stage's single-user numbers
-(``metrics/bench.json``: one user embedding + one top-50 retrieval over the catalogue), and the same request answered
-in-process by ``Recommender`` measured in this run (no HTTP, no JSON), so the ratio shows what HTTP,
-JSON and the concurrency cost.
+(``metrics/bench.json``: one user embedding + one top-50 retrieval over the catalogue), and the same
+request answered in-process by ``Recommender`` in this run (no HTTP, no JSON), so the ratios show what
+HTTP, JSON and the concurrency cost.
 
     pip install -c constraints.txt -e '.[load]'      # locust
     python scripts/load_serve.py [--artifacts artifacts] [--seconds 20] [--users 1,8,32] [--workers 2]
@@ -235,25 +236,24 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            for mode, port in (("redis", redis_port), ("no_cache", None)):
-                time.sleep(0.5)
-                proc, url = _serve(args, tmp, port)
-                try:
-                    runs = []
-                    for n in users:
-                        before = _redis_stats(redis_port) if port else None
+            time.sleep(0.5)
+            servers = {"redis": _serve(args, tmp, redis_port), "no_cache": _serve(args, tmp, None)}
+            out["runs"] = {mode: [] for mode in servers}
+            try:
+                # the two services take turns at each level, so background load drifts over both alike
+                for n in users:
+                    for mode, (_, url) in servers.items():
+                        before = _redis_stats(redis_port)
                         run = _locust(url, n, args.seconds, ids_file, tmp)
-                        if before is not None:
+                        if mode == "redis":
                             after = _redis_stats(redis_port)
                             hits, misses = after["hits"] - before["hits"], after["misses"] - before["misses"]
                             run["redis_hit_rate"] = hits / (hits + misses) if hits + misses else None
-                            run["share_served_from_redis"] = (
-                                hits / run["requests"] if run["requests"] else None
-                            )
-                        runs.append(run)
+                            run["share_served_from_redis"] = hits / max(run["requests"], 1)
+                        out["runs"][mode].append(run)
                         print(mode, json.dumps(run), flush=True)
-                    out["runs"][mode] = runs
-                finally:
+            finally:
+                for proc, _ in servers.values():
                     proc.terminate()
                     proc.wait(timeout=30)
         finally:
