@@ -124,7 +124,17 @@ class EmbeddingCache:
             self.counters.add(errors=1)
 
     def publish(self, served: Served) -> None:
-        """Write the version's index metadata and, if no replica claimed it yet, the policy's embeddings."""
+        """Write the version's index metadata and, if no replica claimed it yet, the policy's embeddings.
+        A Redis failure is logged: the version serves anyway, from the user tower."""
+        import redis
+
+        try:
+            self._publish(served)
+        except redis.RedisError as exc:
+            log.warning("redis: version %s not published: %s", served.key, exc)
+            self.counters.add(errors=1)
+
+    def _publish(self, served: Served) -> None:
         key = served.key
         meta: dict[Any, Any] = {k: str(v) for k, v in served.describe().items()}
         meta["index_dim"] = str(served.recommender.index.d)

@@ -329,6 +329,7 @@ class Holder:
         seen = self._signature()
         pending: tuple[Any, ...] | None = None
         while not self._stop.wait(self._poll_s):
+            now = seen
             try:
                 now = self._signature()
                 if now == seen:
