@@ -50,10 +50,10 @@ def _model(seed: int = 0) -> TwoTowerModel:
     return model.eval()
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = write_dataset(tmp_path_factory.mktemp("deploy"))
-    model = _model()
+def export_tiny(root: Path, seed: int = 0) -> dict[str, Any]:
+    """The tiny dataset under ``root`` and the export stage on a tiny model (``seed``): ``root/artifacts``."""
+    write_dataset(root)
+    model = _model(seed)
     ckpt = root / "checkpoints" / "best_model.pt"
     ckpt.parent.mkdir()
     checkpoint.save_model(ckpt, model)
@@ -63,6 +63,11 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         REPO / "contracts/dc003.yaml",
     )  # fmt: skip
     return {"root": root, "model": model, "arts": arts, "report": report, "report_path": report_path}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return export_tiny(tmp_path_factory.mktemp("deploy"))
 
 
 def _user_arrays(rng: np.random.Generator, b: int, length: int) -> dict[str, np.ndarray]:

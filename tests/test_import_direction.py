@@ -1,11 +1,12 @@
 """One direction of imports on the model side of the package (README, Layout):
 
-    model, scoring  <-  train  <-  evaluate, deploy
+    model, scoring  <-  train  <-  evaluate, deploy  <-  serve
 
 ``scoring`` (ranking, metrics, baselines, the serving score) and ``model`` import neither each other nor
 anything above them; ``train`` imports them; ``evaluate`` and ``deploy`` import all three and not each
-other. Imports are counted as in tests/test_dvc_graph.py (every import statement, the ones inside functions
-included; not the ones under ``if TYPE_CHECKING:``, which are type hints only).
+other; ``serve`` (the HTTP service) imports ``deploy`` and ``scoring`` only, so never torch. Imports are
+counted as in tests/test_dvc_graph.py (every import statement, the ones inside functions included; not the
+ones under ``if TYPE_CHECKING:``, which are type hints only).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "train": {"model", "scoring"},
     "evaluate": {"model", "scoring", "train"},
     "deploy": {"model", "scoring", "train"},
+    "serve": {"deploy", "scoring"},  # the HTTP service: no model or train, so no torch in its processes
 }
 
 

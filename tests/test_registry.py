@@ -67,19 +67,25 @@ def _shipped_artifacts_block() -> dict[str, object]:
     return {"artifacts": yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["artifacts"]}
 
 
-@pytest.fixture
-def dvc_repo(tmp_path: Path) -> Path:
-    """git + DVC repo: dvc.yaml with the shipped artifacts block and an export stage; base committed,
-    then `dvc commit` records new artifacts in dvc.lock, uncommitted (as inside `dvc repro`)."""
-    root = tmp_path / "proj"
+def dvc_project(root: Path, remote: Path) -> Path:
+    """``root``: a new git + DVC repo with a local remote, dvc.yaml with the shipped artifacts block and an
+    export stage whose output is ``artifacts`` (nothing committed yet)."""
     root.mkdir()
     git(root, "init", "-q", "-b", "main")
     _dvc(root, "init", "-q")
-    _dvc(root, "remote", "add", "-d", "local", str(tmp_path / "remote"))
+    _dvc(root, "remote", "add", "-d", "local", str(remote))
     spec = {**_shipped_artifacts_block(), "stages": {"export": {"cmd": "true", "outs": ["artifacts"]}}}
     (root / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     (root / ".gitignore").write_text("/artifacts\n")
     (root / "params.yaml").write_text(yaml.safe_dump({"paths": {"artifacts_dir": "artifacts"}}))
+    return root
+
+
+@pytest.fixture
+def dvc_repo(tmp_path: Path) -> Path:
+    """git + DVC repo: dvc.yaml with the shipped artifacts block and an export stage; base committed,
+    then `dvc commit` records new artifacts in dvc.lock, uncommitted (as inside `dvc repro`)."""
+    root = dvc_project(tmp_path / "proj", tmp_path / "remote")
     _artifacts(root, "a")
     _dvc(root, "commit", "-f", "-q", "export")
     git(root, *ID, "add", "-A")

@@ -152,6 +152,21 @@ class UserTable:
             self.categorical[idx], self.numerical[idx], self.history[idx], self.history_length[idx]
         )
 
+    def rows_or_cold(self, idx: np.ndarray) -> UserTable:
+        """:meth:`rows`, with the :meth:`cold` user wherever ``idx`` is negative (an unknown customer)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        cold = idx < 0
+        out = self.rows(np.where(cold, 0, idx))
+        if cold.any():
+            blank = self.cold()
+            for mine, theirs in zip(
+                (out.categorical, out.numerical, out.history, out.history_length),
+                (blank.categorical, blank.numerical, blank.history, blank.history_length),
+                strict=True,
+            ):
+                mine[cold] = theirs[0]
+        return out
+
 
 def _serving_config(path: Path) -> dict[str, Any]:
     serving = dict(json.loads(path.read_text("utf-8"))["serving"])
@@ -167,7 +182,12 @@ class Recommendation:
 
 
 class Recommender:
-    """The exported artifacts loaded for serving: user tower session, FAISS index, mappings, names."""
+    """The exported artifacts loaded for serving: user tower session, FAISS index, mappings, names.
+
+    The steps are separate so a service can cache user embeddings between them: :meth:`lookup` (customer
+    ids -> user rows, -1 = unknown: the cold-start path), :meth:`user_table` / :meth:`embed_table` (the
+    user tower) and :meth:`search` (FAISS with the serving score). :meth:`recommend_many` chains them.
+    """
 
     def __init__(self, artifacts_dir: Path, threads: int = 1) -> None:
         import faiss
@@ -187,40 +207,58 @@ class Recommender:
         items = read_artifact(artifacts_dir / layout.ITEMS, lambda p: pq.read_table(p).to_pydict())
         self.item_columns = {k: list(v) for k, v in items.items()}
 
-    def _table(self, customer_id: str) -> tuple[UserTable, bool]:
-        row = self.customers.get(customer_id)
-        return (self.users.cold() if row is None else self.users.rows(np.array([row]))), row is None
+    def lookup(self, customer_ids: list[str]) -> np.ndarray:
+        """User rows of ``customer_ids`` (``-1``: unknown, the cold-start path)."""
+        get = self.customers.get
+        return np.array([get(c, -1) for c in customer_ids], dtype=np.int64)
 
-    def _embed(self, table: UserTable) -> np.ndarray:
+    def user_table(self, rows: np.ndarray) -> UserTable:
+        return self.users.rows_or_cold(rows)
+
+    def embed_table(self, table: UserTable) -> np.ndarray:
+        """``(B, dim)`` user embeddings of ``table``'s rows."""
         return embed_users(
             self.session, table.categorical, table.numerical, table.history, table.history_length
         )
 
     def embed(self, customer_id: str) -> tuple[np.ndarray, bool]:
         """``(1, dim)`` embedding and whether the customer took the cold-start path (unknown id)."""
-        table, cold = self._table(customer_id)
-        return self._embed(table), cold
+        rows = self.lookup([customer_id])
+        return self.embed_table(self.user_table(rows)), bool(rows[0] < 0)
 
-    def recommend(self, customer_id: str, k: int = 50) -> Recommendation:
+    def search(self, embeddings: np.ndarray, table: UserTable, k: int) -> list[list[dict[str, Any]]]:
+        """The top ``k`` articles per row of ``embeddings`` (users ``table``: their repurchase bonus)."""
         from dc003.deploy.retrieval import search
         from dc003.scoring.serving_score import repurchase_bonus
 
-        table, cold = self._table(customer_id)
-        emb = self._embed(table)
         bonus = repurchase_bonus(
             table.history, table.history_length, self.index.ntotal, self.repurchase_boost, self.temperature
         )
-        scores, ids = search(self.index, emb, k, self.prior_weight, bonus)
+        scores, ids = search(self.index, embeddings, k, self.prior_weight, bonus)
         cols = self.item_columns
-        items = [
-            {
-                "rank": rank,
-                "article_id": cols["article_id"][i],
-                "prod_name": cols["prod_name"][i],
-                "product_group_name": cols["product_group_name"][i],
-                "score": float(s),
-            }
-            for rank, (i, s) in enumerate(zip(ids[0].tolist(), scores[0].tolist(), strict=True), start=1)
-            if i >= 0
+        return [
+            [
+                {
+                    "rank": rank,
+                    "article_id": cols["article_id"][i],
+                    "prod_name": cols["prod_name"][i],
+                    "product_group_name": cols["product_group_name"][i],
+                    "score": float(s),
+                }
+                for rank, (i, s) in enumerate(zip(row_ids, row_scores, strict=True), start=1)
+                if i >= 0
+            ]
+            for row_ids, row_scores in zip(ids.tolist(), scores.tolist(), strict=True)
         ]
-        return Recommendation(customer_id=customer_id, cold_start=cold, items=items)
+
+    def recommend_many(self, customer_ids: list[str], k: int = 50) -> list[Recommendation]:
+        rows = self.lookup(customer_ids)
+        table = self.user_table(rows)
+        found = self.search(self.embed_table(table), table, k)
+        return [
+            Recommendation(customer_id=c, cold_start=bool(r < 0), items=items)
+            for c, r, items in zip(customer_ids, rows.tolist(), found, strict=True)
+        ]
+
+    def recommend(self, customer_id: str, k: int = 50) -> Recommendation:
+        return self.recommend_many([customer_id], k)[0]

@@ -13,6 +13,7 @@ from dc003.params.common import PathsParams, Seed
 from dc003.params.data import DataParams, DatasetParams
 from dc003.params.deploy import BenchParams, ExportParams, ServingParams
 from dc003.params.evaluate import EvaluateParams
+from dc003.params.serve import ServeParams
 from dc003.params.text import TextEmbedParams
 from dc003.params.train import (
     ModelParams,
@@ -39,6 +40,7 @@ class Params(Declared):
     serving: ServingParams
     export: ExportParams
     bench: BenchParams
+    serve: ServeParams
 
 
 def load_params(path: str | os.PathLike[str] = PARAMS_PATH) -> Params:
