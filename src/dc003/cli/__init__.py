@@ -3,7 +3,7 @@ stays instant; torch, pandas, great_expectations and onnxruntime are imported in
 
 from __future__ import annotations
 
-from dc003.cli import contracts, gates, params, plots, recommend, registry
+from dc003.cli import contracts, gates, params, plots, recommend, registry, update
 from dc003.cli import data as data_cli
 from dc003.cli._common import new_app
 
@@ -15,6 +15,7 @@ app.add_typer(registry.app, name="registry")
 app.add_typer(data_cli.app, name="data")
 app.command("recommend")(recommend.recommend)
 app.command("plots")(plots.plots)
+app.command("update")(update.update)
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ SECTIONS: dict[str, str] = {
     "serving": "dc003.params.deploy:ServingParams",
     "export": "dc003.params.deploy:ExportParams",
     "bench": "dc003.params.deploy:BenchParams",
+    "update": "dc003.params.update:UpdateParams",
 }
 
 

@@ -21,6 +21,7 @@ from dc003.params.train import (
     Phase3Params,
     Phase4Params,
 )
+from dc003.params.update import UpdateParams
 
 
 class Params(Declared):
@@ -39,6 +40,7 @@ class Params(Declared):
     serving: ServingParams
     export: ExportParams
     bench: BenchParams
+    update: UpdateParams
 
 
 def load_params(path: str | os.PathLike[str] = PARAMS_PATH) -> Params:

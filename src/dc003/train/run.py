@@ -426,7 +426,7 @@ def _model_params_key(p: ModelParams) -> str:
     return input_key(p.model_dump(mode="json"))[:8]
 
 
-def _in_batch_log_q(data: TrainingData, rows: np.ndarray) -> np.ndarray:
+def in_batch_log_q(data: TrainingData, rows: np.ndarray) -> np.ndarray:
     from dc003.train.negatives import log_sampling_probability
 
     return log_sampling_probability(np.bincount(data.item[rows], minlength=data.n_items))
@@ -448,7 +448,7 @@ def run_phase_2(
                 distillation_weight=params.distillation_weight,
                 distillation_temperature=params.distillation_temperature,
             ),
-            log_q=_in_batch_log_q(x.data, x.examples["train"]),
+            log_q=in_batch_log_q(x.data, x.examples["train"]),
             shared_negatives=params.random_negatives,
             history_weight=params.history_weight,
             teacher=teacher_item_factors(x.data, params.distillation_teacher, seed)
@@ -544,7 +544,7 @@ def run_phase_3(
                 category_weight=params.category_weight,
                 category_temperature=params.category_temperature,
             ),
-            log_q=_in_batch_log_q(x.data, x.examples["train"]),
+            log_q=in_batch_log_q(x.data, x.examples["train"]),
             shared_negatives=0,
             hard=hard,
         ), {"hard_negative_mining": mining}
