@@ -38,9 +38,14 @@ ALL_STAGES = {
     "bench",
     "gates",
     "promote",
+    "update",  # a no-op while params update.since is null
+    "update_promote",
 }
 OUTPUT_DIRS = {"data", "checkpoints", "metrics", "plots", "reports", "artifacts"}
-AFTER_PHASE_2 = {"phase_2", "phase_3", "phase_4", "evaluate", "export", "bench", "gates", "promote"}
+AFTER_PHASE_2 = {
+    *("phase_2", "phase_3", "phase_4", "evaluate", "export", "bench", "gates", "promote"),
+    *("update", "update_promote"),  # the update's warm start is checkpoints/best_model.pt
+}
 
 
 def _tiny_params(path: Path) -> None:

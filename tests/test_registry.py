@@ -79,7 +79,8 @@ def dvc_repo(tmp_path: Path) -> Path:
     spec = {**_shipped_artifacts_block(), "stages": {"export": {"cmd": "true", "outs": ["artifacts"]}}}
     (root / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     (root / ".gitignore").write_text("/artifacts\n")
-    (root / "params.yaml").write_text(yaml.safe_dump({"paths": {"artifacts_dir": "artifacts"}}))
+    paths = {"artifacts_dir": "artifacts", "update_dir": "updates"}  # every path the artifacts block names
+    (root / "params.yaml").write_text(yaml.safe_dump({"paths": paths}))
     _artifacts(root, "a")
     _dvc(root, "commit", "-f", "-q", "export")
     git(root, *ID, "add", "-A")
