@@ -236,7 +236,35 @@ def main() -> None:
         "fixed_costs": fixed_costs(),
     }
     write_json(args.out, result)
+    args.out.with_suffix(".md").write_text(markdown(result), encoding="utf-8")
     print(json.dumps(result["done_when"]))
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The README table: per day, times and the next day's (and next week's) metrics of the three models."""
+
+    def ci(p: dict[str, float]) -> str:
+        return f"{p['mean']:+.4f} [{p['low']:+.4f}, {p['high']:+.4f}]"
+
+    lines = [
+        "| day | trained through | next day (buyers) | update s (CPU s) | full retrain s (CPU s) | speed-up "
+        "wall / CPU | next-day recall@50 update / full / stale | next-day NDCG@10 update / full / stale | "
+        "update - full recall@50, paired | next-week recall@50 update / full / stale (buyers) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["days"]:
+        nd, nw = r["next_day"], r["next_week"]
+        trio = [f"{nd[m]['recall_50']:.4f}" for m in ("update", "full_retrain", "stale")]
+        ndcg = [f"{nd[m]['ndcg_10']:.4f}" for m in ("update", "full_retrain", "stale")]
+        week = [f"{nw[m]['recall_50']:.4f}" for m in ("update", "full_retrain", "stale")]
+        lines.append(
+            f"| {r['day']} | {r['trained_through']} | {r['evaluated_on']} ({nd['buyers']}) | "
+            f"{r['update']['seconds']:.1f} ({r['update']['cpu_seconds']:.1f}) | "
+            f"{r['full_retrain']['seconds']:.0f} ({r['full_retrain']['cpu_seconds']:.0f}) | "
+            f"{r['speedup']:.0f}x / {r['speedup_cpu']:.0f}x | {' / '.join(trio)} | {' / '.join(ndcg)} | "
+            f"{ci(nd['paired_update_minus_full']['recall_50'])} | {' / '.join(week)} ({nw['buyers']}) |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _m(per_user: np.ndarray, col: int) -> float:

@@ -42,6 +42,8 @@ def _tiny_params(path: Path) -> dict[str, Any]:
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     params["data"]["scale"] = "tiny"
     params["evaluate"]["bootstrap_samples"] = 20
+    # fp32 graphs only: the update's export is under test, not FP16 / int8 (tests/test_deploy.py)
+    params["export"].update(fp16=False, int8=False, serving_user="fp32", serving_item="fp32")
     params["bench"].update(
         warmup=1, repetitions=3, batch_repetitions=2, encode_repetitions=2, retrieval_items=500
     )
