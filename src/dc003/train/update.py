@@ -71,9 +71,10 @@ def run_update_training(
     """Fine-tune the model of ``warm_start`` on the update's rows; writes ``paths.out_dir`` (the phase
     directory: model.pt, summary.json, history.json = the warm start's history + this step)."""
     from dc003.contracts import load_dc002
+    from dc003.errors import Dc003Error
     from dc003.model import checkpoint
     from dc003.text.embed import load_item_text
-    from dc003.train.data import load_training_data
+    from dc003.train.data import load_training_data, read_counts
     from dc003.train.objectives import InfoNceObjective
     from dc003.train.recipes import InBatchRecipe
     from dc003.train.run import in_batch_log_q, run_phase
@@ -82,6 +83,13 @@ def run_update_training(
 
     def load() -> tuple[TwoTowerModel, TrainingData]:
         model, _ = checkpoint.load_model(warm_start)
+        n_items = read_counts(paths.dataset_dir)[1]
+        if n_items != model.config.n_items:
+            raise Dc003Error(
+                f"{paths.dataset_dir / 'items.parquet'}: {n_items} items, but the warm start {warm_start} "
+                f"was built for {model.config.n_items}: item rows are positions in the catalogue (sorted by "
+                "article_id), so a changed catalogue needs the full pipeline (`dvc repro`), not an update"
+            )
         data = load_training_data(
             paths.dataset_dir, load_item_text(paths.text_dir), model.config, load_dc002(dc002_path)
         )
