@@ -53,7 +53,7 @@ def run_fold(fold: Any, raw_dir: Path, work: Path, cache: Path, params: Any) -> 
     from dc003.evaluate.run import evaluate_checkpoint
     from dc003.io import sha256_file
     from dc003.text.embed import run_text_embed
-    from dc003.train.run import PhasePaths, run_phase_1, run_phase_2, run_phase_3, run_phase_4
+    from dc003.train.run import run_all_phases
 
     dc002_path, dc003_path = Path("contracts/dc002.yaml"), Path("contracts/dc003.yaml")
     root = work / f"fold_{fold.fold}"
@@ -71,22 +71,9 @@ def run_fold(fold: Any, raw_dir: Path, work: Path, cache: Path, params: Any) -> 
     run_text_embed(params.text_embed, root / "dataset", cache, root / "text", dc003_path, dc002_path)
     timings["text_embed"] = time.perf_counter() - t
 
-    def paths(n: int) -> PhasePaths:
-        return PhasePaths(
-            dataset_dir=root / "dataset", text_dir=root / "text", out_dir=root / f"phases/phase_{n}",
-            live_dir=root / f"live/phase_{n}", resume_dir=root / f"resume/phase_{n}",
-            input_dir=root / f"phases/phase_{n - 1}" if n > 1 else None,
-        )  # fmt: skip
-
     t = time.perf_counter()
     seed = params.seed
-    run_phase_1(seed, params.model, params.phase_1, paths(1), dc003_path=dc003_path,
-                dc002_path=dc002_path, progress=False)  # fmt: skip
-    run_phase_2(seed, params.phase_2, paths(2), dc002_path=dc002_path, progress=False)
-    run_phase_3(seed, params.phase_3, paths(3), dc002_path=dc002_path, progress=False)
-    run_phase_4(seed, params.phase_4, paths(4), checkpoints_dir=root / "checkpoints",
-                reports_dir=root / "reports", metrics_dir=root / "metrics", dc003_path=dc003_path,
-                dc002_path=dc002_path, progress=False)  # fmt: skip
+    run_all_phases(params, root, dc003_path=dc003_path, dc002_path=dc002_path)
     timings["train"] = time.perf_counter() - t
     t = time.perf_counter()
     results = evaluate_checkpoint(

@@ -38,9 +38,14 @@ ALL_STAGES = {
     "bench",
     "gates",
     "promote",
+    "update",  # a no-op while params update.since is null
+    "update_promote",
 }
 OUTPUT_DIRS = {"data", "checkpoints", "metrics", "plots", "reports", "artifacts"}
-AFTER_PHASE_2 = {"phase_2", "phase_3", "phase_4", "evaluate", "export", "bench", "gates", "promote"}
+AFTER_PHASE_2 = {
+    *("phase_2", "phase_3", "phase_4", "evaluate", "export", "bench", "gates", "promote"),
+    *("update", "update_promote"),  # the update's warm start is checkpoints/best_model.pt
+}
 
 
 def _tiny_params(path: Path) -> None:
@@ -212,7 +217,7 @@ def test_dvc_repro_end_to_end_then_cached_then_an_experiment(project: Path) -> N
     params = clone / "params.yaml"
     params.write_text(params.read_text().replace("  repetitions: 5\n", "  repetitions: 6\n", 1))
     stale = set(json.loads(_dvc(clone, "status", "--json").stdout))
-    assert stale == {"bench"}, stale
+    assert stale == {"bench", "update"}, stale  # the update benches its own export
     model = clone / "src/dc003/params/deploy.py"
     model.write_text(model.read_text() + "\n# a reviewer's note\n")
     stale = set(json.loads(_dvc(clone, "status", "--json").stdout))

@@ -77,7 +77,8 @@ def dvc_project(root: Path, remote: Path) -> Path:
     spec = {**_shipped_artifacts_block(), "stages": {"export": {"cmd": "true", "outs": ["artifacts"]}}}
     (root / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     (root / ".gitignore").write_text("/artifacts\n")
-    (root / "params.yaml").write_text(yaml.safe_dump({"paths": {"artifacts_dir": "artifacts"}}))
+    paths = {"artifacts_dir": "artifacts", "update_dir": "updates"}  # every path the artifacts block names
+    (root / "params.yaml").write_text(yaml.safe_dump({"paths": paths}))
     return root
 
 

@@ -416,18 +416,30 @@ def promote_project(
     gates_path: str = "gates/promotion.yaml",
     params_path: str = "params.yaml",
     stage: str = PROD_STAGE,
+    name: str = MODEL_ARTIFACT,
+    files: dict[str, Path] | None = None,
 ) -> PromotionDecision:
     """Compare the gates on the project's measured values and register the model artifact with GTO.
 
+    ``name``: the ``dvc.yaml`` artifact; ``files``: the measured file of each gates source, where they
+    are not the project's (the incremental update's folder, :mod:`dc003.update`).
     Gates failing is a decision (``promoted=False``, no tag), not an error; see :func:`register_model`.
     """
     from dc003.contracts import load_dc003
     from dc003.gates import run_gates
+    from dc003.gates.check import evaluate_gates
+    from dc003.gates.declaration import load_declaration
     from dc003.io import read_json
 
     contract = load_dc003(root / contract_path)
-    report = run_gates(root / gates_path, root / contract_path, root / params_path, root=root)
-    evaluation_file = root / contract.output_artifacts.path_of("evaluation_results.json")
+    if files is None:
+        report = run_gates(root / gates_path, root / contract_path, root / params_path, root=root)
+        evaluation_file = root / contract.output_artifacts.path_of("evaluation_results.json")
+    else:
+        report = evaluate_gates(load_declaration(root / gates_path), contract, files, root=root)
+        evaluation_file = next((p for p in files.values() if p.name == "evaluation_results.json"), root)
     evaluation = read_json(evaluation_file) if evaluation_file.is_file() else {}
     metrics = dict((evaluation.get("models") or {}).get("two_tower") or {})
-    return register_model(root, report, contract_id=contract.contract.id, metrics=metrics, stage=stage)
+    return register_model(
+        root, report, contract_id=contract.contract.id, metrics=metrics, name=name, stage=stage
+    )

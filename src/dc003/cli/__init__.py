@@ -3,7 +3,7 @@ stays instant; torch, pandas, great_expectations and onnxruntime are imported in
 
 from __future__ import annotations
 
-from dc003.cli import contracts, gates, params, plots, recommend, registry, serve
+from dc003.cli import contracts, gates, params, plots, recommend, registry, serve, update
 from dc003.cli import data as data_cli
 from dc003.cli._common import new_app
 
@@ -16,6 +16,7 @@ app.add_typer(data_cli.app, name="data")
 app.command("recommend")(recommend.recommend)
 app.command("plots")(plots.plots)
 app.command("serve")(serve.serve)
+app.command("update")(update.update)
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ SECTIONS: dict[str, str] = {
     "export": "dc003.params.deploy:ExportParams",
     "bench": "dc003.params.deploy:BenchParams",
     "serve": "dc003.params.serve:ServeParams",
+    "update": "dc003.params.update:UpdateParams",
 }
 
 

@@ -53,6 +53,9 @@ class PathsParams(Section):
     plots_dir: str
     reports_dir: str
     artifacts_dir: str
+    # the incremental update's whole output (stage update; GTO artifact two-tower-update): checkpoints,
+    # metrics, reports, plots and artifacts laid out as in the project root
+    update_dir: str
 
 
 def _fields(model: type[BaseModel], marker: str, prefix: str = "") -> list[tuple[str, str]]:

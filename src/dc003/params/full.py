@@ -22,6 +22,7 @@ from dc003.params.train import (
     Phase3Params,
     Phase4Params,
 )
+from dc003.params.update import UpdateParams
 
 
 class Params(Declared):
@@ -41,6 +42,7 @@ class Params(Declared):
     export: ExportParams
     bench: BenchParams
     serve: ServeParams
+    update: UpdateParams
 
 
 def load_params(path: str | os.PathLike[str] = PARAMS_PATH) -> Params:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from dc003.contracts.dc003 import Dc003Contract
     from dc003.model.two_tower import TwoTowerModel
     from dc003.params.evaluate import AlsParams
+    from dc003.params.full import Params
     from dc003.params.train import (
         ModelParams,
         Phase1Params,
@@ -426,7 +427,7 @@ def _model_params_key(p: ModelParams) -> str:
     return input_key(p.model_dump(mode="json"))[:8]
 
 
-def _in_batch_log_q(data: TrainingData, rows: np.ndarray) -> np.ndarray:
+def in_batch_log_q(data: TrainingData, rows: np.ndarray) -> np.ndarray:
     from dc003.train.negatives import log_sampling_probability
 
     return log_sampling_probability(np.bincount(data.item[rows], minlength=data.n_items))
@@ -448,7 +449,7 @@ def run_phase_2(
                 distillation_weight=params.distillation_weight,
                 distillation_temperature=params.distillation_temperature,
             ),
-            log_q=_in_batch_log_q(x.data, x.examples["train"]),
+            log_q=in_batch_log_q(x.data, x.examples["train"]),
             shared_negatives=params.random_negatives,
             history_weight=params.history_weight,
             teacher=teacher_item_factors(x.data, params.distillation_teacher, seed)
@@ -544,7 +545,7 @@ def run_phase_3(
                 category_weight=params.category_weight,
                 category_temperature=params.category_temperature,
             ),
-            log_q=_in_batch_log_q(x.data, x.examples["train"]),
+            log_q=in_batch_log_q(x.data, x.examples["train"]),
             shared_negatives=0,
             hard=hard,
         ), {"hard_negative_mining": mining}
@@ -605,3 +606,32 @@ def run_phase_4(
     )
     write_json(metrics_dir / "training_metrics.json", training_metrics(history))
     return run.summary
+
+
+def run_all_phases(
+    params: Params, root: Path, *, dc003_path: Path, dc002_path: Path, progress: bool = False
+) -> None:
+    """Phases 1-4 in order, for the scripts: ``root/dataset`` and ``root/text`` in; ``phases/``, ``live/``,
+    ``resume/`` (one directory per phase), ``checkpoints/``, ``reports/`` and ``metrics/`` out."""
+
+    def paths(n: int) -> PhasePaths:
+        return PhasePaths(
+            dataset_dir=root / "dataset",
+            text_dir=root / "text",
+            out_dir=root / f"phases/phase_{n}",
+            live_dir=root / f"live/phase_{n}",
+            resume_dir=root / f"resume/phase_{n}",
+            input_dir=root / f"phases/phase_{n - 1}" if n > 1 else None,
+        )
+
+    seed = params.seed
+    run_phase_1(
+        seed, params.model, params.phase_1, paths(1), dc003_path=dc003_path, dc002_path=dc002_path,
+        progress=progress,
+    )  # fmt: skip
+    run_phase_2(seed, params.phase_2, paths(2), dc002_path=dc002_path, progress=progress)
+    run_phase_3(seed, params.phase_3, paths(3), dc002_path=dc002_path, progress=progress)
+    run_phase_4(
+        seed, params.phase_4, paths(4), checkpoints_dir=root / "checkpoints", reports_dir=root / "reports",
+        metrics_dir=root / "metrics", dc003_path=dc003_path, dc002_path=dc002_path, progress=progress,
+    )  # fmt: skip

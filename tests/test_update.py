@@ -1,0 +1,294 @@
+"""`dc003 update --since DATE` on tiny generated data, as a user runs it (a real process, real ONNX Runtime,
+FAISS, git and GTO).
+
+The project holds the pipeline's model (an untrained one: the update's behaviour, not its quality, is under
+test) and the folder it served, exported from the dataset of three days earlier; the dataset is then
+rebuilt from the full raw data, and the update runs on the train split's last three days. Checked: what the
+served folder changes (exactly the users who bought in between; exactly the items whose serving features
+changed, the item tower being frozen; new items get their own index rows), that the gates refuse
+promotion on this model and no GTO tag appears, and that a bad --since is one clear error that leaves the
+previous update as it was. Then the default params (update.since null): the stage records that nothing
+was asked for, and its promotion stage refuses with that reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+
+from .conftest import REPO, git
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("update")]
+
+EARLIER = 3  # days between the served folder's data and the update's
+
+
+def _date(day: int) -> str:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
+
+
+def _tiny_params(path: Path) -> dict[str, Any]:
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    params["data"]["scale"] = "tiny"
+    params["evaluate"]["bootstrap_samples"] = 20
+    # fp32 graphs only: the update's export is under test, not FP16 / int8 (tests/test_deploy.py)
+    params["export"].update(fp16=False, int8=False, serving_user="fp32", serving_item="fp32")
+    params["bench"].update(
+        warmup=1, repetitions=3, batch_repetitions=2, encode_repetitions=2, retrieval_items=500
+    )
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    return params
+
+
+def _build(raw: Path, out: Path) -> dict[str, Any]:
+    from dc003.contracts import load_dc002, load_dc003
+    from dc003.data.build import BuildSettings, build_dataset
+    from dc003.params.full import load_params
+
+    d = load_params(REPO / "params.yaml").dataset
+    settings = BuildSettings(d.max_history, d.train_window_days, d.popularity_window_days)
+    return build_dataset(raw, out, load_dc002(), load_dc003(), settings)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from dc003.contracts import load_dc002, load_dc003
+    from dc003.data.raw import make_raw
+    from dc003.deploy.package import run_export
+    from dc003.evaluate.folds import truncate_raw
+    from dc003.model import checkpoint
+    from dc003.params.full import load_params
+    from dc003.train.run import build_model
+
+    root = tmp_path_factory.mktemp("update") / "project"
+    root.mkdir()
+    for rel in ("contracts", "gates"):
+        shutil.copytree(REPO / rel, root / rel)
+    shutil.copyfile(REPO / "dvc.yaml", root / "dvc.yaml")
+    _tiny_params(root / "params.yaml")
+    params = load_params(root / "params.yaml")
+    make_raw(root / "data/raw", params.data, params.seed, load_dc002())
+    new = _build(root / "data/raw", root / "data/dataset")["splits"]
+    last = int(new["last_day"])
+    truncate_raw(root / "data/raw", root / "prev/raw", last - EARLIER)
+    prev = _build(root / "prev/raw", root / "prev/dataset")["splits"]
+    # the text vectors are item-level constants (the catalogue is the same in both builds)
+    n_items = pl.scan_parquet(root / "data/dataset/items.parquet").select(pl.len()).collect().item()
+    text = root / "data/text_embed"
+    text.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    np.save(text / "item_text.npy", rng.standard_normal((n_items, 2, 384)).astype(np.float32))
+
+    dc003, dc002 = load_dc003(root / "contracts/dc003.yaml"), load_dc002(root / "contracts/dc002.yaml")
+    model, _ = build_model(params.seed, params.model, root / "prev/dataset", text, dc003, dc002)
+    warm = root / "checkpoints/best_model.pt"
+    warm.parent.mkdir()
+    checkpoint.save_model(warm, model)
+    run_export(
+        params.export, params.serving, warm, root / "prev/dataset", text, root / "artifacts",
+        root / "reports/export_report.json", root / "contracts/dc003.yaml",
+    )  # fmt: skip
+    git(root, "init", "-q", "-b", "main")
+    git(root, "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
+    git(root, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "tiny")
+
+    train_end = int(new["splits"]["train"]["last_day"])
+    since = _date(train_end - EARLIER + 1)
+    proc = _cli(root, "update", "--since", since)
+    return {
+        "root": root,
+        "proc": proc,
+        "since": since,
+        "last": last,
+        "train_end": train_end,
+        "cutoffs": (int(prev["splits"]["test"]["cutoff_day"]), int(new["splits"]["test"]["cutoff_day"])),
+        "report": json.loads((root / "updates/update.json").read_text(encoding="utf-8")),
+    }
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO), env.get("PYTHONPATH", "")])
+    return env
+
+
+def _cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    code = "from dc003.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=root, env=_env(), capture_output=True, text=True
+    )
+
+
+def _stage(root: Path, module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=root, env=_env(), capture_output=True, text=True
+    )
+
+
+def test_the_update_trains_on_the_new_days_from_the_pipeline_checkpoint(project: dict[str, Any]) -> None:
+    report = project["report"]
+    assert report["requested"] and report["since"] == project["since"]
+    assert report["warm_start"]["source"] == "checkpoint"  # no GTO version at stage prod
+    assert report["warm_start"]["path"].endswith("checkpoints/best_model.pt")
+    first = dt.date.fromisoformat(project["since"])
+    days = [_date(d) for d in report["training"]["days"]]
+    assert days[0] >= first.isoformat() and days[-1] == _date(project["train_end"])
+    inter = pl.read_parquet(project["root"] / "data/dataset/interactions.parquet")
+    expected = inter.filter(
+        (pl.col("split") == "train") & (pl.col("day") >= (first - dt.date(1970, 1, 1)).days)
+    )
+    assert report["training"]["examples"] == expected.height
+
+
+def test_exactly_the_users_who_bought_since_the_served_folder_get_new_history_rows(
+    project: dict[str, Any],
+) -> None:
+    root = project["root"]
+    old, new = (
+        np.load(root / "artifacts/user_features.npz"),
+        np.load(root / "updates/artifacts/user_features.npz"),
+    )
+    changed = np.flatnonzero(
+        (old["history"] != new["history"]).any(axis=1) | (old["history_length"] != new["history_length"])
+    )
+    lo, hi = project["cutoffs"]
+    inter = pl.read_parquet(root / "data/dataset/interactions.parquet")
+    buyers = inter.filter((pl.col("day") >= lo) & (pl.col("day") < hi))["user_idx"].unique().sort().to_numpy()
+    assert buyers.size > 0
+    np.testing.assert_array_equal(changed, buyers)
+    assert project["report"]["changes"]["users_history_changed"] == buyers.size
+
+
+def test_with_the_item_tower_frozen_an_index_row_changes_exactly_where_its_features_did(
+    project: dict[str, Any],
+) -> None:
+    from dc003.model import checkpoint
+    from dc003.text.embed import load_item_text
+    from dc003.train.data import load_training_data
+
+    root = project["root"]
+    model, _ = checkpoint.load_model(root / "checkpoints/best_model.pt")
+    text = load_item_text(root / "data/text_embed")
+    feats = {
+        name: load_training_data(root / path, text, model.config).features["test"]
+        for name, path in (("old", "prev/dataset"), ("new", "data/dataset"))
+    }
+    moved = (feats["old"].item_cat != feats["new"].item_cat).any(axis=1) | ~np.all(
+        np.isclose(feats["old"].item_num, feats["new"].item_num, rtol=0, atol=0, equal_nan=True), axis=1
+    )
+    old = np.load(root / "artifacts/item_embeddings.npy")
+    new = np.load(root / "updates/artifacts/item_embeddings.npy")
+    changed = (old != new).any(axis=1)
+    np.testing.assert_array_equal(changed, moved)
+    assert project["report"]["changes"]["items_embedding_changed"] == int(changed.sum())
+
+
+def test_items_first_sold_in_the_new_days_are_retrievable_from_their_new_rows(
+    project: dict[str, Any],
+) -> None:
+    import faiss
+
+    root = project["root"]
+    lo, hi = project["cutoffs"]
+    inter = pl.read_parquet(root / "data/dataset/interactions.parquet")
+    first = inter.group_by("item_idx").agg(pl.col("day").min().alias("first"))
+    fresh = first.filter((pl.col("first") >= lo) & (pl.col("first") < hi))["item_idx"].sort().to_numpy()
+    assert fresh.size > 0, "the tiny data has no item first sold in the new days"
+    old, new = (
+        faiss.read_index(str(root / "artifacts/items.faiss")),
+        faiss.read_index(str(root / "updates/artifacts/items.faiss")),
+    )
+    emb = np.load(root / "updates/artifacts/item_embeddings.npy")
+    for item in fresh:
+        row = new.reconstruct(int(item))
+        assert not np.array_equal(row, old.reconstruct(int(item)))  # upserted: features and prior moved
+        np.testing.assert_allclose(row[: emb.shape[1]], emb[item], rtol=0, atol=1e-6)
+        query = np.zeros((1, new.d), dtype=np.float32)
+        query[0, : emb.shape[1]] = emb[item]
+        _, ids = new.search(query, 1)
+        assert ids[0, 0] == item
+
+
+def test_failing_gates_refuse_promotion_exit_1_and_create_no_tag(project: dict[str, Any]) -> None:
+    proc, root = project["proc"], project["root"]
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "promotion refused" in proc.stderr and "no GTO tag created" in proc.stderr
+    assert not project["report"]["gates"]["passed"] and project["report"]["gates"]["failing"]
+    gates = json.loads((root / "updates/metrics/gates.json").read_text(encoding="utf-8"))
+    assert gates["passed"] is False
+    assert git(root, "tag", "-l") == ""
+
+
+def _digest(folder: Path) -> str:
+    from dc003.registry import dvc_md5
+
+    return dvc_md5(folder)
+
+
+@pytest.mark.parametrize(
+    ("since", "message"),
+    [
+        ("2020-13-45", "not a date (YYYY-MM-DD)"),
+        ("after", "after the data"),
+        ("test", "in the test split, held out"),
+        ("empty", "no transactions in"),
+    ],
+)
+def test_a_bad_since_is_one_clear_error_and_the_previous_update_stays(
+    project: dict[str, Any], since: str, message: str
+) -> None:
+    root = project["root"]
+    before = _digest(root / "updates")
+    args = ["update", "--since"]
+    if since == "after":
+        args.append(_date(project["last"] + 5))
+    elif since == "test":
+        args.append(_date(project["last"] - 1))
+    elif since == "empty":
+        # the same data without the train split's last day: an update from that day has nothing to train on
+        raw = pl.read_csv(root / "data/raw/transactions_train.csv", infer_schema=False)
+        cut = root / "empty/raw"
+        cut.mkdir(parents=True, exist_ok=True)
+        for f in (root / "data/raw").iterdir():
+            if f.name != "transactions_train.csv":
+                shutil.copyfile(f, cut / f.name)
+        raw.filter(pl.col("t_dat") != _date(project["train_end"])).write_csv(cut / "transactions_train.csv")
+        _build(cut, root / "empty/dataset")
+        params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+        params["paths"]["dataset_dir"] = "empty/dataset"
+        (root / "empty/params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+        args += [_date(project["train_end"]), "--params", "empty/params.yaml"]
+    else:
+        args.append(since)
+    proc = _cli(root, *args)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: --since") and message in errors[0], proc.stderr
+    assert _digest(root / "updates") == before
+
+
+def test_with_since_null_the_stage_records_no_update_and_promotion_refuses_with_that_reason(
+    project: dict[str, Any],
+) -> None:
+    root = project["root"]
+    proc = _stage(root, "pipeline.update")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((root / "updates/update.json").read_text(encoding="utf-8"))["requested"] is False
+    assert sorted(p.name for p in (root / "updates").iterdir()) == ["update.json"]
+    decision_file = root / "metrics/update_promotion.json"
+    proc = _stage(root, "pipeline.update_promote", "--decision", str(decision_file))
+    assert proc.returncode == 0, proc.stderr
+    decision = json.loads(decision_file.read_text(encoding="utf-8"))
+    assert decision["promoted"] is False and "update.since is null" in decision["message"]
+    assert git(root, "tag", "-l") == ""
