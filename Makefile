@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 # stages run `python -m pipeline.X`: the venv's python must come first on PATH
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro plots test lint typecheck unit
+.PHONY: setup system repro plots test lint typecheck unit
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -22,6 +22,11 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 setup: $(STAMP)
+
+# system packages beside the pip stack: redis-server (the tests of `dc003 serve` start a real one);
+# a no-op when it is installed, else apt-get (root or sudo)
+system:
+	scripts/setup_system.sh
 
 repro: setup
 	$(VENV)/bin/dvc repro
@@ -40,4 +45,4 @@ typecheck: setup
 unit: setup
 	$(VENV)/bin/pytest -n 2 --dist loadgroup
 
-test: lint typecheck unit
+test: system lint typecheck unit
