@@ -76,7 +76,7 @@ def run_fold(fold: Any, raw_dir: Path, work: Path, cache: Path, params: Any) -> 
     run_all_phases(params, root, dc003_path=dc003_path, dc002_path=dc002_path)
     timings["train"] = time.perf_counter() - t
     t = time.perf_counter()
-    results = evaluate_checkpoint(
+    results, _ = evaluate_checkpoint(
         root / "checkpoints" / "best_model.pt", root / "dataset", root / "text", params.evaluate,
         params.serving, seed,
     )  # fmt: skip

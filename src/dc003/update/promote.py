@@ -97,7 +97,10 @@ def promote_update(root: Path, paths: PathsParams, *, stage: str | None = None) 
             created=False,
             contract_version=load_dc003(root / DC003).contract.version,
             failing_gates=[],
-            message=f"no update in {out.root} (params update.since is null): nothing to promote; no GTO tag",
+            message=(
+                f"no update in {paths.update_dir} (params update.since is null): nothing to promote; "
+                "no GTO tag"
+            ),
             artifact=UPDATE_ARTIFACT,
         )
     return promote_project(
