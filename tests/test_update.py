@@ -266,6 +266,14 @@ def _grow_raw(raw: Path, day: str) -> str:
     return str(bought["customer_id"][0])
 
 
+def _dataset_params(root: Path, folder: str) -> str:
+    """``<folder>/params.yaml``: the project's params reading the dataset ``<folder>/dataset``."""
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    params["paths"]["dataset_dir"] = f"{folder}/dataset"
+    (root / folder / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    return f"{folder}/params.yaml"
+
+
 def _vocab_values(dataset: Path) -> dict[str, list[Any]]:
     vocab = json.loads((dataset / "vocab.json").read_text(encoding="utf-8"))
     return {name: entry["values"] for name, entry in vocab.items()}
@@ -379,11 +387,8 @@ def test_a_lost_article_or_a_moved_vocabulary_is_one_clear_error_and_the_update_
         arts = arts.with_columns(pl.col("colour_group_name").replace(top, "Zz Renamed"))
     arts.write_csv(raw / "articles.csv")
     _build(raw, root / change / "dataset")
-    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
-    params["paths"]["dataset_dir"] = f"{change}/dataset"
-    (root / change / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     since = _date(int(pl.read_parquet(root / change / "dataset/interactions.parquet")["day"].min()))
-    proc = _cli(root, "update", "--since", since, "--params", f"{change}/params.yaml")
+    proc = _cli(root, "update", "--since", since, "--params", _dataset_params(root, change))
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and f"{change}/dataset/{message}" in errors[0], proc.stderr
@@ -426,10 +431,7 @@ def test_a_bad_since_is_one_clear_error_and_the_previous_update_stays(
                 shutil.copyfile(f, cut / f.name)
         raw.filter(pl.col("t_dat") != _date(project["train_end"])).write_csv(cut / "transactions_train.csv")
         _build(cut, root / "empty/dataset")
-        params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
-        params["paths"]["dataset_dir"] = "empty/dataset"
-        (root / "empty/params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-        args += [_date(project["train_end"]), "--params", "empty/params.yaml"]
+        args += [_date(project["train_end"]), "--params", _dataset_params(root, "empty")]
     else:
         args.append(since)
     proc = _cli(root, *args)
