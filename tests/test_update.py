@@ -8,7 +8,9 @@ served folder changes (exactly the users who bought in between; exactly the item
 changed, the item tower being frozen; new items get their own index rows), that the gates refuse
 promotion on this model and no GTO tag appears, and that a bad --since is one clear error that leaves the
 previous update as it was. Then the default params (update.since null): the stage records that nothing
-was asked for, and its promotion stage refuses with that reason.
+was asked for, and its promotion stage refuses with that reason. A grown catalogue (new articles, one in
+an unseen department, bought on the new day): the update serves them from the item tower, keeps the frozen
+tower's rows; a lost article or a moved vocabulary is one clear error.
 """
 
 from __future__ import annotations
@@ -230,6 +232,170 @@ def test_failing_gates_refuse_promotion_exit_1_and_create_no_tag(project: dict[s
     assert git(root, "tag", "-l") == ""
 
 
+NEW_ARTICLES = ("0999999001", "0999999002", "0999999003")  # after every tiny id: appended rows
+UNSEEN = "Zz Brand New Department"  # a department no article had: index 0 (unknown) in the vocabulary
+
+
+def _grow_raw(raw: Path, day: str) -> str:
+    """Three new articles (copies of the one holding the most frequent value of each unsaturated item
+    categorical, so the vocabularies keep their order; the last in an unseen department) and their
+    purchases on ``day``; returns the customer who bought the first."""
+    arts = pl.read_csv(raw / "articles.csv", infer_schema=False)
+    template = arts
+    for col in ("product_group_name", "colour_group_name", "garment_group_name", "index_group_name"):
+        template = template.filter(pl.col(col) == arts[col].mode().sort()[0])
+    assert template.height, "no tiny article holds every most frequent value"
+    section = arts["section_name"].mode().sort()[0]
+    new = pl.concat(
+        [
+            template.head(1).with_columns(
+                article_id=pl.lit(a), product_code=pl.lit(a[:7]), section_name=pl.lit(section)
+            )
+            for a in NEW_ARTICLES
+        ]
+    ).with_columns(
+        department_name=pl.when(pl.col("article_id") == NEW_ARTICLES[-1])
+        .then(pl.lit(UNSEEN))
+        .otherwise(pl.col("department_name"))
+    )
+    pl.concat([arts, new]).write_csv(raw / "articles.csv")
+    tx = pl.read_csv(raw / "transactions_train.csv", infer_schema=False)
+    bought = tx.filter(pl.col("t_dat") == day).head(len(NEW_ARTICLES))
+    bought = bought.with_columns(article_id=pl.Series(NEW_ARTICLES[: bought.height]))
+    pl.concat([tx, bought]).write_csv(raw / "transactions_train.csv")
+    return str(bought["customer_id"][0])
+
+
+def _dataset_params(root: Path, folder: str) -> str:
+    """``<folder>/params.yaml``: the project's params reading the dataset ``<folder>/dataset``."""
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    params["paths"]["dataset_dir"] = f"{folder}/dataset"
+    (root / folder / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    return f"{folder}/params.yaml"
+
+
+def _vocab_values(dataset: Path) -> dict[str, list[Any]]:
+    vocab = json.loads((dataset / "vocab.json").read_text(encoding="utf-8"))
+    return {name: entry["values"] for name, entry in vocab.items()}
+
+
+@pytest.fixture(scope="module")
+def grown(project: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The project's data with three new articles bought on the train split's last day; the same
+    pipeline model (built for the old catalogue) and served folder; the same update."""
+    src = project["root"]
+    reference = np.load(src / "updates/artifacts/item_embeddings.npy")  # the same update, old catalogue
+    root = tmp_path_factory.mktemp("grown") / "project"
+    shutil.copytree(src, root, ignore=shutil.ignore_patterns("updates", "resume", "empty"))
+    buyer = _grow_raw(root / "data/raw", _date(project["train_end"]))
+    old_vocab = _vocab_values(root / "data/dataset")
+    shutil.rmtree(root / "data/dataset")
+    _build(root / "data/raw", root / "data/dataset")
+    assert _vocab_values(root / "data/dataset") == old_vocab  # value -> index as the model learnt it
+    text = np.load(root / "data/text_embed/item_text.npy")
+    extra = np.random.default_rng(1).standard_normal((len(NEW_ARTICLES), *text.shape[1:]))
+    np.save(root / "data/text_embed/item_text.npy", np.concatenate([text, extra.astype(np.float32)]))
+    proc = _cli(root, "update", "--since", project["since"])
+    assert (root / "updates/update.json").is_file(), proc.stderr
+    return {
+        "root": root,
+        "source": src,
+        "proc": proc,
+        "buyer": buyer,
+        "reference": reference,
+        "n_old": text.shape[0],
+    }
+
+
+def test_a_grown_catalogue_is_served_with_its_new_articles_embedded_by_the_item_tower(
+    grown: dict[str, Any],
+) -> None:
+    import faiss
+    import torch
+
+    from dc003.deploy.serving import embed_items, session
+    from dc003.model import checkpoint
+    from dc003.text.embed import load_item_text
+    from dc003.train.data import load_training_data
+
+    root, arts = grown["root"], grown["root"] / "updates/artifacts"
+    assert "promotion refused" in grown["proc"].stderr  # the untrained model fails the gates, as above
+    mappings = json.loads((arts / "embedding_mappings.json").read_text(encoding="utf-8"))
+    n_new = grown["n_old"] + len(NEW_ARTICLES)
+    assert len(mappings["articles"]) == n_new
+    rows = np.array([mappings["articles"][a] for a in NEW_ARTICLES])
+    np.testing.assert_array_equal(rows, np.arange(grown["n_old"], n_new))
+    model, _ = checkpoint.load_model(root / "updates/checkpoints/best_model.pt")
+    assert model.config.n_items == n_new
+    # the unseen department is the unknown bucket (0) in the dataset and in the model's vocabulary
+    assert UNSEEN not in mappings["categorical"]["department_name"]
+    data = load_training_data(root / "data/dataset", load_item_text(root / "data/text_embed"), model.config)
+    feats = data.features["test"]
+    names = [c.name for c in model.config.item_tower.categorical]
+    assert feats.item_cat[rows[-1], names.index("department_name")] == 0
+    # every index row, the new articles' included, is the exported item tower's embedding of the item's
+    # features (ONNX Runtime)
+    onnx = embed_items(session(arts / "item_tower.onnx"), feats.item_cat, feats.item_num, data.item_text)
+    index = faiss.read_index(str(arts / "items.faiss"))
+    assert index.ntotal == n_new
+    for row in range(n_new):
+        np.testing.assert_allclose(index.reconstruct(row)[: onnx.shape[1]], onnx[row], rtol=0, atol=1e-5)
+    # the item tower was frozen: its weights are the warm start's, and an old article whose features did
+    # not change keeps the row the update on the old catalogue gave it
+    warm, _ = checkpoint.load_model(root / "checkpoints/best_model.pt")
+    for key, value in warm.item_tower.state_dict().items():
+        if key.endswith("num_batches_tracked"):  # counts steps; momentum 0 keeps the statistics
+            continue
+        assert torch.equal(value, model.item_tower.state_dict()[key]), key
+    n_old, src = grown["n_old"], grown["source"]
+    before = load_training_data(
+        src / "data/dataset", load_item_text(src / "data/text_embed"), warm.config
+    ).features["test"]
+    same = (before.item_cat == feats.item_cat[:n_old]).all(axis=1) & np.all(
+        np.isclose(before.item_num, feats.item_num[:n_old], rtol=0, atol=0, equal_nan=True), axis=1
+    )
+    assert same.sum() > n_old // 2
+    emb = np.load(arts / "item_embeddings.npy")
+    np.testing.assert_array_equal(emb[:n_old][same], grown["reference"][same])
+    # the buyer's served history holds the new article, most recent first
+    users = np.load(arts / "user_features.npz")
+    user = mappings["customers"][grown["buyer"]]
+    assert rows[0] in users["history"][user, : users["history_length"][user]]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("lost", "items.parquet: 399 articles, but the warm start"),
+        ("vocab", "vocab.json: color_group_name: value -> index differs from the warm start's"),
+    ],
+)
+def test_a_lost_article_or_a_moved_vocabulary_is_one_clear_error_and_the_update_stays(
+    grown: dict[str, Any], change: str, message: str
+) -> None:
+    root = grown["root"]
+    before = _digest(root / "updates")
+    raw = root / change / "raw"
+    shutil.copytree(root / "prev/raw", raw)
+    arts = pl.read_csv(raw / "articles.csv", infer_schema=False)
+    if change == "lost":
+        sold = set(pl.read_csv(raw / "transactions_train.csv", infer_schema=False)["article_id"].to_list())
+        gone = next(a for a in arts["article_id"].to_list() if a not in sold)  # never sold: no orphans
+        arts = arts.filter(pl.col("article_id") != gone)
+    else:  # the most frequent colour renamed: every colour's index moves
+        top = arts["colour_group_name"].mode().sort()[0]
+        arts = arts.with_columns(pl.col("colour_group_name").replace(top, "Zz Renamed"))
+    arts.write_csv(raw / "articles.csv")
+    _build(raw, root / change / "dataset")
+    since = _date(int(pl.read_parquet(root / change / "dataset/interactions.parquet")["day"].min()))
+    proc = _cli(root, "update", "--since", since, "--params", _dataset_params(root, change))
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and f"{change}/dataset/{message}" in errors[0], proc.stderr
+    assert "needs the full pipeline" in errors[0]
+    assert _digest(root / "updates") == before
+
+
 def _digest(folder: Path) -> str:
     from dc003.registry import dvc_md5
 
@@ -265,10 +431,7 @@ def test_a_bad_since_is_one_clear_error_and_the_previous_update_stays(
                 shutil.copyfile(f, cut / f.name)
         raw.filter(pl.col("t_dat") != _date(project["train_end"])).write_csv(cut / "transactions_train.csv")
         _build(cut, root / "empty/dataset")
-        params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
-        params["paths"]["dataset_dir"] = "empty/dataset"
-        (root / "empty/params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-        args += [_date(project["train_end"]), "--params", "empty/params.yaml"]
+        args += [_date(project["train_end"]), "--params", _dataset_params(root, "empty")]
     else:
         args.append(since)
     proc = _cli(root, *args)

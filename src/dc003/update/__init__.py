@@ -12,7 +12,9 @@ sibling and swapped in only when every step succeeded (a failed update leaves th
    out, so its evaluation and gates are those of the full pipeline, on the same test week.
 2. warm start (:func:`warm_start`): the newest GTO version at stage ``prod`` of the update's artifact or of
    the pipeline's model (its checkpoint read back from DVC at the tagged commit), else the pipeline's
-   ``checkpoints/best_model.pt``; ``update.json`` records which.
+   ``checkpoints/best_model.pt``; ``update.json`` records which, and the ``embedding_mappings.json``
+   exported with it: a grown catalogue and the vocabularies are checked against it
+   (:func:`dc003.train.update.fit_catalogue`).
 3. fine-tune (:func:`dc003.train.update.run_update_training`), then the contract's checkpoint files and
    training reports, as phase 4 writes them.
 4. the evaluate, export (ONNX towers, serving features of every user, re-embedded catalogue, FAISS index

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dc003.deploy.layout import MAPPINGS
 from dc003.errors import Dc003Error
 from dc003.io import read_json, write_json, write_text
 from dc003.update.promote import DC002, DC003, REPORT, UPDATE_ARTIFACT, Layout, gates_report
@@ -101,6 +102,7 @@ def warm_start(root: Path, paths: PathsParams, scratch: Path) -> tuple[Path, dic
             "tag": version["tag"],
             "commit": version["commit"],
             "path": rel,
+            "mappings": _registry_mappings(root, rel, paths, version["commit"], scratch),
         }
     path = root / paths.checkpoints_dir / "best_model.pt"
     if not path.is_file():
@@ -111,8 +113,24 @@ def warm_start(root: Path, paths: PathsParams, scratch: Path) -> tuple[Path, dic
     return path, {
         "source": "checkpoint",
         "path": str(path),
+        "mappings": str(root / paths.artifacts_dir / MAPPINGS),
         "why": registry_note or "no GTO version of two-tower or two-tower-update is at stage prod",
     }
+
+
+def _registry_mappings(root: Path, rel: str, paths: PathsParams, commit: str, scratch: Path) -> str | None:
+    """The ``embedding_mappings.json`` exported beside the checkpoint ``rel`` at ``commit`` (its catalogue
+    and vocabularies), read through DVC into ``scratch``; ``None`` where it cannot be read."""
+    import dvc.api
+
+    prefix = rel.removesuffix(f"{paths.checkpoints_dir}/best_model.pt")
+    target = scratch / MAPPINGS
+    try:
+        with dvc.api.open(f"{prefix}{paths.artifacts_dir}/{MAPPINGS}", repo=str(root), rev=commit) as src:
+            target.write_text(src.read(), encoding="utf-8")
+    except Exception:  # DVC reports a missing file / cache object in several types: no mappings known
+        return None
+    return str(target)
 
 
 def _history_dir(warm: Path) -> Path | None:
@@ -174,6 +192,7 @@ def run_update(
             warm_start=warm_path,
             since_day=first,
             dc002_path=root / DC002,
+            warm_mappings=Path(warm_record["mappings"]) if warm_record.get("mappings") else None,
             progress=progress,
         )
         _write_training_reports(run, out, root)
