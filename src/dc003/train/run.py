@@ -353,6 +353,32 @@ def _previous_model(paths: PhasePaths) -> Path:
     return paths.input_dir / MODEL_FILE
 
 
+def _run_after_previous(
+    name: str,
+    seed: int,
+    params: PhaseParams,
+    paths: PhasePaths,
+    dc002_path: Path,
+    recipe: Callable[[PhaseInputs], tuple[Recipe, dict[str, Any]]],
+    *,
+    settings: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> PhaseRun:
+    """:func:`run_phase` for phases 2..4: the model is the previous phase's output, which (with the DC-002
+    contract) is also what keys the phase's resume state."""
+    return run_phase(
+        name,
+        seed,
+        params,
+        paths,
+        load=lambda: _load_previous(paths, dc002_path),
+        recipe=recipe,
+        key_inputs=[_previous_model(paths), dc002_path],
+        settings=settings,
+        progress=progress,
+    )
+
+
 def run_phase_1(
     seed: int,
     model_params: ModelParams,
@@ -457,14 +483,13 @@ def run_phase_2(
             else None,
         ), {}
 
-    return run_phase(
+    return _run_after_previous(
         "phase_2",
         seed,
         params,
         paths,
-        load=lambda: _load_previous(paths, dc002_path),
-        recipe=recipe,
-        key_inputs=[_previous_model(paths), dc002_path],
+        dc002_path,
+        recipe,
         settings={
             "gradient_accumulation": params.gradient_accumulation,
             "min_learning_rate": params.min_learning_rate,
@@ -550,16 +575,7 @@ def run_phase_3(
             hard=hard,
         ), {"hard_negative_mining": mining}
 
-    return run_phase(
-        "phase_3",
-        seed,
-        params,
-        paths,
-        load=lambda: _load_previous(paths, dc002_path),
-        recipe=recipe,
-        key_inputs=[_previous_model(paths), dc002_path],
-        progress=progress,
-    ).summary
+    return _run_after_previous("phase_3", seed, params, paths, dc002_path, recipe, progress=progress).summary
 
 
 def run_phase_4(
@@ -586,14 +602,13 @@ def run_phase_4(
             objective=ConsistencyObjective(params.temperature),
         ), {}
 
-    run = run_phase(
+    run = _run_after_previous(
         "phase_4",
         seed,
         params,
         paths,
-        load=lambda: _load_previous(paths, dc002_path),
-        recipe=recipe,
-        key_inputs=[_previous_model(paths), dc002_path],
+        dc002_path,
+        recipe,
         settings={"ema_decay": params.ema_decay},
         progress=progress,
     )
