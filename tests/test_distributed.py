@@ -133,6 +133,7 @@ def _nproc(root: Path, n: int) -> None:
 
 
 def _phase_2(root: Path, out: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The phase_2 stage's command, in the project."""
     args = ["--dataset", "dataset", "--text", "text", "--input", "phases/phase_1"]
     args += ["--out", f"{out}/phase_2", "--live", f"{out}/live", "--resume", f"{out}/resume"]
     return _run([sys.executable, "-m", "pipeline.phase_2", *args], root, **env)
@@ -146,24 +147,38 @@ def _losses(live: Path) -> list[float]:
 def test_phase_2_stage_on_two_processes_trains_like_one_and_only_rank_0_writes(
     tiny: Path, tmp_path: Path
 ) -> None:
-    from dc003.params.train import ModelParams, Phase1Params
-    from dc003.train.run import PhasePaths, run_phase_1
+    from dc003.params.train import ModelParams, Phase1Params, Phase2Params
+    from dc003.train.run import PhasePaths, run_phase_1, run_phase_2
 
     root = _project(tiny, tmp_path / "project")
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    paths = PhasePaths(root / "dataset", root / "text", root / "phases/phase_1", root / "l1", root / "r1")
-    try:  # the phase-1 model both runs start from
-        run_phase_1(
-            0, ModelParams(**params["model"]), Phase1Params(**params["phase_1"]), paths, progress=False,
-            dc003_path=REPO / "contracts/dc003.yaml", dc002_path=REPO / "contracts/dc002.yaml",
+    contracts = {"dc002_path": REPO / "contracts/dc002.yaml"}
+
+    def paths(phase: str, out: str, previous: str | None = None) -> PhasePaths:
+        return PhasePaths(
+            root / "dataset", root / "text", root / out / phase, root / out / "live", root / out / "resume",
+            input_dir=root / previous if previous else None,
         )  # fmt: skip
+
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    cpus = os.sched_getaffinity(0)
+    # one core, so one torch thread: this process's OpenMP threads spin (no OMP_WAIT_POLICY=PASSIVE as in
+    # a stage) and stall on a busy machine
+    os.sched_setaffinity(0, {min(cpus)})
+    try:  # one process, here: the phase-1 model both runs start from, then phase 2 (the reference)
+        run_phase_1(
+            params["seed"], ModelParams(**params["model"]), Phase1Params(**params["phase_1"]),
+            paths("phase_1", "phases"), dc003_path=REPO / "contracts/dc003.yaml", progress=False, **contracts,
+        )  # fmt: skip
+        phase_2 = Phase2Params(**params["phase_2"])
+        run_phase_2(
+            params["seed"], phase_2, paths("phase_2", "one", "phases/phase_1"), progress=False, **contracts
+        )
     finally:
+        os.sched_setaffinity(0, cpus)
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
 
-    one = _phase_2(root, "one")
-    assert one.returncode == 0, one.stderr[-4000:]
     _nproc(root, 2)
     audit = tmp_path / "audit"
     audit.mkdir()

@@ -194,9 +194,10 @@ class HistoryEncoder(nn.Module):
         if self.residual_centred:
             if self.training:
                 with torch.no_grad():  # over the whole batch when it is split across processes
-                    n = batch_sum(keep.sum())
+                    sums = batch_sum(torch.cat([keep.sum().reshape(1), total.sum(dim=0)]).float())
+                    n = sums[0]
                     if n > 0:
-                        batch_mean = batch_sum(total.sum(dim=0).float()) / n
+                        batch_mean = sums[1:] / n
                         self.residual_mean.mul_(1 - RESIDUAL_MOMENTUM).add_(RESIDUAL_MOMENTUM * batch_mean)
             total = total - keep.sum(dim=1) * self.residual_mean.to(total.dtype)
         return F.normalize(total, dim=-1)

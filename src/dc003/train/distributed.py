@@ -92,11 +92,13 @@ class _SyncBatchNorm(nn.BatchNorm1d):
         if shard is None or not self.training:
             return super().forward(x)
         n = shard.total
-        xf = x.float()
-        mean = shard.sum(xf.sum(dim=0)) / n
-        centred = xf - mean
-        var = shard.sum((centred * centred).sum(dim=0)) / n  # biased, as batch norm normalises with
-        y = centred * torch.rsqrt(var + self.eps)
+        # one collective for both moments (each is a sync point of the ranks); float64 sums keep
+        # E[x^2] - E[x]^2 as exact as batch norm's own two-pass variance
+        xd = x.double()
+        moments = shard.sum(torch.cat([xd.sum(dim=0), (xd * xd).sum(dim=0)])) / n
+        mean, var = moments.chunk(2)
+        var = (var - mean * mean).clamp(min=0.0)  # biased, as batch norm normalises with
+        y = ((xd - mean) * torch.rsqrt(var + self.eps)).float()
         if self.affine:
             y = y * self.weight + self.bias
         if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
@@ -104,8 +106,8 @@ class _SyncBatchNorm(nn.BatchNorm1d):
                 assert self.num_batches_tracked is not None
                 self.num_batches_tracked.add_(1)
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-                self.running_mean.mul_(1 - m).add_(m * mean.detach())
-                self.running_var.mul_(1 - m).add_(m * var.detach() * n / max(n - 1, 1))
+                self.running_mean.mul_(1 - m).add_(m * mean.detach().float())
+                self.running_var.mul_(1 - m).add_(m * var.detach().float() * n / max(n - 1, 1))
         return y.to(x.dtype)
 
 

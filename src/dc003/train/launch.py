@@ -36,14 +36,20 @@ def run_on_processes(nproc: int, module: str, argv: list[str], *, phase: str, ba
     if nproc == 1 or worker():
         return False
     check_batch_size(phase, batch_size, nproc)  # before starting anything
-    env = dict(os.environ)
-    # the workers share the cores (torchrun would give each one thread)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // nproc)))
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-        "-m", module, *argv,
-    ]  # fmt: skip
-    code = subprocess.run(command, env=env, check=False).returncode
-    if code:
-        sys.exit(code)
+    code = subprocess.run(torchrun(nproc, ["-m", module, *argv]), env=torchrun_env(nproc), check=False)
+    if code.returncode:
+        sys.exit(code.returncode)
     return True
+
+
+def torchrun(nproc: int, target: list[str]) -> list[str]:
+    """The command running ``target`` (``-m module args`` or ``script args``) on ``nproc`` local processes."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    return [*launcher, *target]
+
+
+def torchrun_env(nproc: int) -> dict[str, str]:
+    """This environment, the machine's cores shared by the workers (torchrun would give each one thread)."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // nproc)))
+    return env
