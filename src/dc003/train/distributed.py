@@ -72,9 +72,11 @@ def local_processes() -> int:
 
 
 def device() -> torch.device:
-    """This process's device: its own GPU (``LOCAL_RANK``) on CUDA, else the CPU."""
+    """This process's device: on CUDA a torchrun worker's own GPU (``LOCAL_RANK``), else the CPU."""
     if not torch.cuda.is_available():
         return torch.device("cpu")
+    if not worker():
+        return torch.device("cuda")  # one process: as before
     index = int(os.environ.get("LOCAL_RANK", "0"))
     torch.cuda.set_device(index)
     return torch.device("cuda", index)
@@ -92,8 +94,8 @@ class _SyncBatchNorm(nn.BatchNorm1d):
         if shard is None or not self.training:
             return super().forward(x)
         n = shard.total
-        # one collective for both moments (each is a sync point of the ranks); float64 sums keep
-        # E[x^2] - E[x]^2 as exact as batch norm's own two-pass variance
+        # one collective for both moments (each collective is a point where the ranks wait for each
+        # other); in float64, E[x^2] - E[x]^2 loses nothing a float32 two-pass variance keeps
         xd = x.double()
         moments = shard.sum(torch.cat([xd.sum(dim=0), (xd * xd).sum(dim=0)])) / n
         mean, var = moments.chunk(2)
