@@ -10,7 +10,7 @@ ids), and per-user features of the real shapes (4 categorical int64, 4 numerical
 int32, the length), writes them in both formats (format 1 with :func:`dc003.exported.write_legacy`, the
 counterpart of the format-1 reader), then per repetition runs each reader in a fresh interpreter: the
 load, one known and one unknown customer lookup (mappings) or one user's feature row (features), and
-that process's peak RSS. ``old``: the readers as they were before format 2 (``Recommender`` at commit
+that process's peak RSS (VmHWM). ``old``: the readers as they were before format 2 (``Recommender`` at commit
 03e37ac: the whole JSON into a dict, ``np.load`` of the npz); ``new``: :func:`dc003.exported.load_mappings`
 and ``UserTable.load`` (CRC-32 checked, then memory-mapped); ``legacy_read``: the new loader on a
 format-1 file (what ``dc003 update`` does with an older registry version). 10M customers: format 2 only.
@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from bench_dataset import run  # noqa: E402  (a fresh interpreter: wall, CPU seconds, peak RSS)
+from bench_dataset import run  # noqa: E402  (code in a fresh interpreter, its wall seconds)
 
 import dc003  # noqa: E402,F401  (offline environment before anything else)
 from dc003.deploy import layout  # noqa: E402
@@ -98,6 +98,10 @@ elif what == "features":
 if what == "mappings":
     assert k[0] >= 0 and u[0] == -1, (k, u)
     out.update(load_s=t - imported, known_ms=(t2 - t) * 1e3, unknown_ms=(t3 - t2) * 1e3)
+# this image's peak and current RSS (kB): ru_maxrss of a child also counts the parent it was forked from
+status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+kb = {k: int(status[k].split()[0]) / 1024 for k in ("VmHWM", "VmRSS", "RssAnon", "RssFile")}
+out.update(peak_rss_mb=kb["VmHWM"], rss_mb=kb["VmRSS"], anon_mb=kb["RssAnon"], file_mb=kb["RssFile"])
 print("SUMMARY", json.dumps(out))
 """
 
@@ -168,7 +172,7 @@ def measure(
     reader: str, what: str, folder: Path, known: str, repeats: int, base_rss: float
 ) -> dict[str, Any]:
     runs = [run(CHILD, reader, what, str(folder), known, "f" * 64) for _ in range(repeats)]
-    peak = max(r["peak_rss_gb"] for r in runs) * 1e3
+    peak = max(r["summary"]["peak_rss_mb"] for r in runs)
     times = [k for k in runs[0]["summary"] if k.endswith("_ms")]  # known_ms, unknown_ms / row_ms
     return {
         "load_seconds": percentiles([r["summary"]["load_s"] for r in runs]),
@@ -176,6 +180,9 @@ def measure(
         "process_seconds": percentiles([r["seconds"] for r in runs], 3),
         "peak_rss_mb": round(peak, 1),
         "rss_growth_mb": round(peak - base_rss, 1),
+        # at the end: private memory, and mapped file pages (page cache, shared by every process mapping it)
+        "end_rss_anon_mb": round(statistics.median(r["summary"]["anon_mb"] for r in runs), 1),
+        "end_rss_file_mb": round(statistics.median(r["summary"]["file_mb"] for r in runs), 1),
     }
 
 
@@ -195,7 +202,7 @@ def ratios(new: dict[str, Any], old: dict[str, Any]) -> dict[str, float | None]:
 def bench_scale(work: Path, customers: int, repeats: int, old: bool) -> dict[str, Any]:
     made = synthesise(work, customers, old)
     base = [run(CHILD, "new", "import", str(work / "new"), "", "") for _ in range(repeats)]
-    base_rss = statistics.median(r["peak_rss_gb"] for r in base) * 1e3
+    base_rss = statistics.median(r["summary"]["peak_rss_mb"] for r in base)
     out: dict[str, Any] = {
         "customers": customers,
         "articles": H_AND_M["articles"],

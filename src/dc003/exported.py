@@ -37,7 +37,7 @@ from dc003.io import atomic_path, write_json
 
 FORMAT = 2
 TABLES = ("articles", "customers")
-_CHUNK = 1 << 23  # bytes per read of the CRC check
+_CHUNK = 1 << 20  # bytes per read of the CRC check (the RSS it adds)
 T = TypeVar("T")
 
 
