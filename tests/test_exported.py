@@ -53,7 +53,8 @@ def test_ids_at_rows_inverts_the_table_and_a_row_without_an_id_is_none() -> None
 def test_other_ids_are_utf8_keys_and_a_duplicate_is_refused() -> None:
     table = IdTable.build(["b-2", "a", "ü-1"], [0, 1, 2])
     assert table.encoding == "utf8" and table.keys.dtype == np.dtype("S4")
-    assert table.lookup(["ü-1", "a", "b-2", "a\0", "b-22", "c"]).tolist() == [2, 1, 0, -1, -1, -1]
+    queries = ["ü-1", "a", "b-2", "a\0", "b-22", "c", "\udc80"]  # the last: a lone surrogate, not UTF-8
+    assert table.lookup(queries).tolist() == [2, 1, 0, -1, -1, -1, -1]
     assert dict(table.items()) == {"a": 1, "b-2": 0, "ü-1": 2}
     with pytest.raises(ValueError, match="id 'a' appears twice"):
         IdTable.build(["b", "a", "a"], [0, 1, 2])

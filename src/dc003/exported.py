@@ -161,9 +161,9 @@ class IdTable:
                     if key.hex() != s:  # upper case or spaces: not an id of this table
                         key = b""
             else:
-                raw = s.encode("utf-8", "replace")
-                if 0 < len(raw) <= width and not raw.endswith(b"\0"):
-                    key = raw
+                with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate: no id of this table
+                    raw = s.encode("utf-8")
+                    key = raw if 0 < len(raw) <= width and not raw.endswith(b"\0") else b""
             out.append(key)
         return np.array(out, dtype=self.keys.dtype), np.array([len(k) > 0 for k in out], dtype=bool)
 

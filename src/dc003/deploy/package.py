@@ -49,7 +49,7 @@ MAPPINGS_NOTE = (
 )
 
 
-def write_mappings(dataset_dir: Path, path: Path) -> None:
+def _write_mappings(dataset_dir: Path, path: Path) -> None:
     """The categorical vocabularies and the article / customer id tables of the dataset (format 2)."""
     import pyarrow.parquet as pq
 
@@ -172,7 +172,7 @@ def run_export(
     hist, length = history_before(data, data.cutoffs[SERVING_SPLIT], max_len)
     users = UserTable(feats.user_cat.astype(np.int64), feats.user_num.astype(np.float32), hist, length)
     _write_users(out_dir / layout.USER_FEATURES, users)
-    write_mappings(dataset_dir, out_dir / layout.MAPPINGS)
+    _write_mappings(dataset_dir, out_dir / layout.MAPPINGS)
     _write_items(dataset_dir, out_dir / layout.ITEMS)
 
     # PyTorch reference on the test users and the whole catalogue
