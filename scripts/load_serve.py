@@ -100,13 +100,13 @@ def _summary(ms: np.ndarray) -> dict[str, float]:
 def _customers(artifacts: Path, n: int, unknown: float, seed: int) -> list[str]:
     from dc003.deploy import layout
     from dc003.deploy.serving import UserTable
+    from dc003.exported import load_mappings
 
-    mapping = json.loads((artifacts / layout.MAPPINGS).read_text("utf-8"))["customers"]
-    ids = np.array(list(mapping), dtype=object)
-    rows = np.array(list(mapping.values()), dtype=np.int64)
-    lengths = UserTable.load(artifacts / layout.USER_FEATURES).history_length[rows].astype(np.float64)
+    customers = load_mappings(artifacts / layout.MAPPINGS).customers
+    lengths = UserTable.load(artifacts / layout.USER_FEATURES).history_length[customers.rows]
+    weight = lengths.astype(np.float64) + 1
     rng = np.random.default_rng(seed)
-    picked = rng.choice(ids, size=n, p=(lengths + 1) / (lengths + 1).sum()).tolist()
+    picked = customers.decode(rng.choice(len(customers), size=n, p=weight / weight.sum()))
     cold = rng.random(n) < unknown
     return [f"unknown-{i}" if c else str(p) for i, (p, c) in enumerate(zip(picked, cold, strict=True))]
 

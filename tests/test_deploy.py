@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from dc003.deploy import layout, parity, retrieval, serving
 from dc003.deploy.package import history_before, run_export
+from dc003.exported import load_mappings, open_npz, write_legacy
 from dc003.model import checkpoint
 from dc003.model.two_tower import TwoTowerModel
 from dc003.params.deploy import ExportParams, ServingParams
@@ -142,10 +143,11 @@ def test_artifacts_are_the_contract_files_and_config_names_the_serving_pair(expo
         "index_dim": 130,
     }
     assert config["model"] == exported["model"].config.model_dump(mode="json")
-    mappings = json.loads((arts / layout.MAPPINGS).read_text())
-    assert mappings["articles"]["0000000007"] == 7
-    assert mappings["categorical"]["product_group_name"]["Shoes"] == 2
-    assert len(mappings["customers"]) == 24
+    mappings = load_mappings(arts / layout.MAPPINGS)
+    assert mappings.format == 2 and mappings.ids_path == arts / layout.MAPPING_IDS
+    assert mappings.articles.lookup(["0000000007", "0000000099", "7"]).tolist() == [7, -1, -1]
+    assert mappings.categorical["product_group_name"]["Shoes"] == 2
+    assert len(mappings.customers) == 24
     # the FP16 file is smaller than the FP32 one: its weights really are half precision
     assert (arts / layout.USER_TOWER).stat().st_size < 0.7 * (arts / layout.USER_TOWER_FP32).stat().st_size
 
@@ -485,6 +487,74 @@ def test_recommend_unknown_customer_takes_the_cold_start_path(exported: dict[str
     assert [r["score"] for r in out["items"]] != [r["score"] for r in known["items"]]
 
 
+def test_the_export_writes_the_ids_as_binary_tables_beside_a_small_json_header(
+    exported: dict[str, Any],
+) -> None:
+    import pyarrow.parquet as pq
+
+    arts = exported["arts"]
+    header = json.loads((arts / layout.MAPPINGS).read_text())
+    users = pq.read_table(exported["root"] / "dataset/users_test.parquet").to_pydict()
+    assert users["customer_id"][5] not in (arts / layout.MAPPINGS).read_text()  # no id in the JSON
+    assert header["format"] == 2 and header["ids_file"] == layout.MAPPING_IDS
+    assert header["customers"]["encoding"] == header["articles"]["encoding"] == "hex"
+    arrays = open_npz(arts / layout.MAPPING_IDS)
+    assert arrays["customers_keys"].dtype == np.dtype("S32")  # a 64-hex id stored as its 32 bytes
+    assert arrays["articles_keys"].dtype == np.dtype("S5")  # 10 decimal digits are hex digits too
+    assert not arrays["customers_keys"].flags.writeable  # memory-mapped read-only, not read into memory
+    customers = load_mappings(arts / layout.MAPPINGS).customers
+    assert customers.lookup(users["customer_id"]).tolist() == users["user_idx"]
+    assert customers.decode(np.arange(len(customers))) == sorted(users["customer_id"])
+
+
+def test_recommend_reads_an_export_in_the_previous_json_format_the_same(
+    exported: dict[str, Any], tmp_path: Path
+) -> None:
+    import shutil
+
+    arts = tmp_path / "artifacts"
+    shutil.copytree(exported["arts"], arts)
+    new = load_mappings(arts / layout.MAPPINGS)
+    tables = {"articles": new.articles, "customers": new.customers}
+    write_legacy(arts / layout.MAPPINGS, new.categorical, tables, "format 1")
+    (arts / layout.MAPPING_IDS).unlink()
+    old = json.loads((arts / layout.MAPPINGS).read_text())
+    assert old["customers"][f"{5:064x}"] == 5 and "format" not in old
+    for customer in (f"{5:064x}", "not-a-customer"):
+        args = ("--customer", customer, "-k", "5")
+        assert _recommend(arts, *args) == _recommend(exported["arts"], *args)
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "other export"])
+def test_recommend_with_damaged_id_tables_is_one_line_naming_the_file(
+    exported: dict[str, Any], tmp_path: Path, damage: str
+) -> None:
+    import shutil
+
+    from dc003.cli import app
+    from dc003.exported import IdTable, write_mappings
+
+    arts = tmp_path / "artifacts"
+    shutil.copytree(exported["arts"], arts)
+    target = arts / layout.MAPPING_IDS
+    if damage == "flipped byte":  # same size, so only the CRC tells
+        data = bytearray(target.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        target.write_bytes(bytes(data))
+        rule = "unreadable export artifact, truncated or corrupted (BadZipFile: Bad CRC-32"
+    else:  # the id tables of another export beside this header
+        m = load_mappings(arts / layout.MAPPINGS)
+        other = {"articles": m.articles, "customers": IdTable.build([f"{1:064x}"], [0])}
+        write_mappings(tmp_path / "other.json", m.categorical, other, "another export")
+        shutil.copyfile(tmp_path / "other.npz", target)
+        rule = "customers_keys: CRC-32"
+    res = CliRunner().invoke(app, ["recommend", "--customer", f"{5:064x}", "--artifacts", str(arts)])
+    assert res.exit_code == 1
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith(f"error: {target}: {rule}"), line
+    assert line.endswith("re-run the export stage")
+
+
 def test_recommend_without_artifacts_is_one_clear_error(tmp_path: Path) -> None:
     from dc003.cli import app
 
@@ -503,7 +573,15 @@ def test_recommend_with_an_empty_customer_id_is_an_error_not_a_cold_start(tmp_pa
 
 
 @pytest.mark.parametrize(
-    "name", [layout.USER_TOWER_FP32, layout.USER_FEATURES, layout.INDEX, layout.MAPPINGS, layout.ITEMS]
+    "name",
+    [
+        layout.USER_TOWER_FP32,
+        layout.USER_FEATURES,
+        layout.INDEX,
+        layout.MAPPINGS,
+        layout.MAPPING_IDS,
+        layout.ITEMS,
+    ],
 )
 def test_recommend_with_a_truncated_artifact_is_one_line_naming_it(
     exported: dict[str, Any], tmp_path: Path, name: str

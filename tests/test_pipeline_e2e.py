@@ -155,6 +155,7 @@ def test_dvc_repro_end_to_end_then_cached_then_an_experiment(project: Path) -> N
         "artifacts/item_tower.onnx",
         "artifacts/model_config.json",
         "artifacts/embedding_mappings.json",
+        "artifacts/embedding_mappings.npz",
     ):
         assert (project / rel).stat().st_size > 0, rel
     export = _json(project / "reports/export_report.json")

@@ -29,6 +29,8 @@ import polars as pl
 import pytest
 import yaml
 
+from dc003.exported import load_mappings, write_legacy
+
 from .conftest import REPO, git
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("update")]
@@ -320,15 +322,15 @@ def test_a_grown_catalogue_is_served_with_its_new_articles_embedded_by_the_item_
 
     root, arts = grown["root"], grown["root"] / "updates/artifacts"
     assert "promotion refused" in grown["proc"].stderr  # the untrained model fails the gates, as above
-    mappings = json.loads((arts / "embedding_mappings.json").read_text(encoding="utf-8"))
+    mappings = load_mappings(arts / "embedding_mappings.json")
     n_new = grown["n_old"] + len(NEW_ARTICLES)
-    assert len(mappings["articles"]) == n_new
-    rows = np.array([mappings["articles"][a] for a in NEW_ARTICLES])
+    assert len(mappings.articles) == n_new
+    rows = mappings.articles.lookup(NEW_ARTICLES)
     np.testing.assert_array_equal(rows, np.arange(grown["n_old"], n_new))
     model, _ = checkpoint.load_model(root / "updates/checkpoints/best_model.pt")
     assert model.config.n_items == n_new
     # the unseen department is the unknown bucket (0) in the dataset and in the model's vocabulary
-    assert UNSEEN not in mappings["categorical"]["department_name"]
+    assert UNSEEN not in mappings.categorical["department_name"]
     data = load_training_data(root / "data/dataset", load_item_text(root / "data/text_embed"), model.config)
     feats = data.features["test"]
     names = [c.name for c in model.config.item_tower.categorical]
@@ -359,8 +361,75 @@ def test_a_grown_catalogue_is_served_with_its_new_articles_embedded_by_the_item_
     np.testing.assert_array_equal(emb[:n_old][same], grown["reference"][same])
     # the buyer's served history holds the new article, most recent first
     users = np.load(arts / "user_features.npz")
-    user = mappings["customers"][grown["buyer"]]
+    (user,) = mappings.customers.lookup([grown["buyer"]])
     assert rows[0] in users["history"][user, : users["history_length"][user]]
+
+
+def test_a_warm_start_exported_in_the_previous_json_format_grows_the_same_model(
+    grown: dict[str, Any], tmp_path: Path
+) -> None:
+    """An older registry version's export has every id in embedding_mappings.json (format 1): the catalogue
+    check reads it and grows the same model as from the format-2 header and id tables."""
+    import torch
+
+    from dc003.model import checkpoint
+    from dc003.train.update import fit_catalogue
+
+    root = grown["root"]
+    new_format = root / "artifacts/embedding_mappings.json"
+    m = load_mappings(new_format)
+    legacy = tmp_path / "embedding_mappings.json"
+    write_legacy(legacy, m.categorical, {"articles": m.articles, "customers": m.customers}, "format 1")
+    assert not (tmp_path / "embedding_mappings.npz").exists()
+    grown_models = []
+    for mappings in (new_format, legacy):
+        model, _ = checkpoint.load_model(root / "checkpoints/best_model.pt")
+        grown_models.append(fit_catalogue(model, root / "data/dataset", root / "x.pt", mappings, seed=0))
+    new, old = (g.state_dict() for g in grown_models)
+    assert grown_models[0].config.n_items == grown["n_old"] + len(NEW_ARTICLES)
+    assert new.keys() == old.keys() and all(torch.equal(new[k], old[k]) for k in new)
+
+
+def test_the_registry_warm_start_reads_either_mappings_format_through_dvc(tmp_path: Path) -> None:
+    """``_registry_mappings`` at a tagged commit: a DVC-tracked artifacts folder exported in format 1
+    (one JSON) and in format 2 (header + id tables) give the same lookups."""
+    from dc003.exported import IdTable, write_mappings
+    from dc003.params.full import load_params
+    from dc003.update.run import _registry_mappings
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True, env=_env())
+    customers = [f"{u:064x}" for u in range(30)]
+    tables = {"articles": IdTable.build(["0108029001", "x-2"], [0, 1]),
+              "customers": IdTable.build(customers, np.arange(30))}  # fmt: skip
+    paths = load_params(REPO / "params.yaml").paths
+    commits = {}
+    for fmt, write in (("1", write_legacy), ("2", write_mappings)):
+        arts = repo / paths.artifacts_dir
+        shutil.rmtree(arts, ignore_errors=True)
+        arts.mkdir()
+        write(arts / "embedding_mappings.json", {"product_group_name": {"Shoes": 1}}, tables, f"format {fmt}")
+        subprocess.run([sys.executable, "-m", "dvc", "add", "-q", paths.artifacts_dir], cwd=repo, check=True,
+                       env=_env())  # fmt: skip
+        git(repo, "add", "-A")
+        git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", f"format {fmt}")
+        commits[fmt] = git(repo, "rev-parse", "HEAD").strip()
+    shutil.rmtree(repo / paths.artifacts_dir)  # only DVC's cache holds them now
+    rel = f"{paths.checkpoints_dir}/best_model.pt"
+    for fmt, commit in commits.items():
+        scratch = tmp_path / f"scratch{fmt}"
+        scratch.mkdir()
+        found = _registry_mappings(repo, rel, paths, commit, scratch)
+        assert found is not None, fmt
+        m = load_mappings(Path(found))
+        assert m.format == int(fmt)
+        assert sorted(p.name for p in scratch.iterdir()) == ["embedding_mappings.json"] + (
+            ["embedding_mappings.npz"] if fmt == "2" else []
+        )
+        assert m.customers.lookup([customers[7], "nobody"]).tolist() == [7, -1]
+        assert m.articles.lookup(["x-2"]).tolist() == [1]
 
 
 @pytest.mark.parametrize(

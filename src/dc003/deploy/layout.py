@@ -10,11 +10,17 @@
     The model's resolved config (as stored in the checkpoint), each tower's input/output names and shapes,
     the opset, the serving precision and the similarity definition.
 ``embedding_mappings.json``
-    Every categorical value -> index per feature (index 0 = unknown), ``article_id`` -> item row and
-    ``customer_id`` -> user row.
+    A small header (format 2): every categorical value -> index per feature (index 0 = unknown), and per id
+    table (``articles``: ``article_id`` -> item row, ``customers``: ``customer_id`` -> user row) its count,
+    key encoding and CRC-32s. Read with :func:`dc003.exported.load_mappings` (which also reads format 1,
+    every id a JSON key, as exports before it wrote).
+``embedding_mappings.npz``
+    The id tables: ``<table>_keys`` (the ids sorted, fixed-width bytes; a 64-hex customer id as its 32
+    bytes) and ``<table>_rows``; memory-mapped by the loader, a lookup is a binary search.
 ``user_features.npz``
     Per user row, as of the test cutoff (the latest the dataset knows): ``categorical`` int64, ``numerical``
     float32 (raw, NaN = missing), ``history`` int32 ``(U, max_len)`` most recent first and ``history_length``.
+    Uncompressed, so the service memory-maps it (:func:`dc003.exported.open_npz`).
 ``items.parquet``
     Per item row: ``article_id``, ``prod_name``, ``product_group_name`` (what ``dc003 recommend`` prints).
 ``item_embeddings.npy`` / ``items.faiss``
@@ -32,6 +38,7 @@ USER_TOWER_INT8 = "user_tower.int8.onnx"
 ITEM_TOWER_INT8 = "item_tower.int8.onnx"
 MODEL_CONFIG = "model_config.json"
 MAPPINGS = "embedding_mappings.json"
+MAPPING_IDS = "embedding_mappings.npz"  # written beside MAPPINGS (its stem)
 USER_FEATURES = "user_features.npz"
 ITEMS = "items.parquet"
 ITEM_EMBEDDINGS = "item_embeddings.npy"

@@ -42,35 +42,34 @@ def history_before(data: TrainingData, cutoff: int, max_len: int) -> tuple[np.nd
     return hist, length.astype(np.int64)
 
 
-def mappings(dataset_dir: Path) -> dict[str, Any]:
+MAPPINGS_NOTE = (
+    "categorical: value -> index (0 = unknown); articles: article_id -> item row (items.parquet, "
+    "item_embeddings.npy, items.faiss); customers: customer_id -> user row (user_features.npz); the id "
+    "tables are in ids_file (dc003.exported.load_mappings reads them)"
+)
+
+
+def _write_mappings(dataset_dir: Path, path: Path) -> None:
+    """The categorical vocabularies and the article / customer id tables of the dataset (format 2)."""
     import pyarrow.parquet as pq
+
+    from dc003.exported import IdTable
+    from dc003.exported import write_mappings as write
 
     vocab = json.loads((dataset_dir / "vocab.json").read_text(encoding="utf-8"))
     categorical = {
         name: {str(v): i for i, v in enumerate(entry.get("values", [])) if v is not None}
         for name, entry in vocab.items()
     }
-    items = pq.read_table(dataset_dir / "items.parquet", columns=["item_idx", "article_id"])
-    users = pq.read_table(dataset_dir / f"users_{SERVING_SPLIT}.parquet", columns=["user_idx", "customer_id"])
-    return {
-        "note": "categorical: value -> index (0 = unknown); articles: article_id -> item row; "
-        "customers: customer_id -> user row (of user_features.npz)",
-        "categorical": categorical,
-        "articles": dict(
-            zip(
-                (str(a) for a in items.column("article_id").to_pylist()),
-                items.column("item_idx").to_pylist(),
-                strict=True,
-            )
-        ),
-        "customers": dict(
-            zip(
-                (str(c) for c in users.column("customer_id").to_pylist()),
-                users.column("user_idx").to_pylist(),
-                strict=True,
-            )
-        ),
-    }
+    tables = {}
+    for table, file, cols in (
+        ("articles", "items.parquet", ["article_id", "item_idx"]),
+        ("customers", f"users_{SERVING_SPLIT}.parquet", ["customer_id", "user_idx"]),
+    ):
+        t = pq.read_table(dataset_dir / file, columns=cols)
+        ids = t.column(0).cast("large_string").to_numpy(zero_copy_only=False)
+        tables[table] = IdTable.build(ids, t.column(1).to_numpy())
+    write(path, categorical, tables, MAPPINGS_NOTE)
 
 
 def _write_users(path: Path, users: UserTable) -> None:
@@ -173,7 +172,7 @@ def run_export(
     hist, length = history_before(data, data.cutoffs[SERVING_SPLIT], max_len)
     users = UserTable(feats.user_cat.astype(np.int64), feats.user_num.astype(np.float32), hist, length)
     _write_users(out_dir / layout.USER_FEATURES, users)
-    write_json(out_dir / layout.MAPPINGS, mappings(dataset_dir), indent=0)
+    _write_mappings(dataset_dir, out_dir / layout.MAPPINGS)
     _write_items(dataset_dir, out_dir / layout.ITEMS)
 
     # PyTorch reference on the test users and the whole catalogue

@@ -10,15 +10,14 @@ the PyTorch tower does for a zero-length history.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dc003.deploy import layout
-from dc003.errors import Dc003Error, exception_summary
+from dc003.exported import load_mappings, open_npz, read_artifact
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -26,24 +25,6 @@ if TYPE_CHECKING:
 # users per tower call inside a batch: 64 padded less and ran faster than 256 or 1,000 on the default data
 USER_CHUNK = 64
 ITEM_CHUNK = 4096
-T = TypeVar("T")
-
-
-def read_artifact(path: Path, read: Callable[[Path], T]) -> T:
-    """``read(path)``; a missing, truncated or corrupted artifact is one line naming it, never a traceback
-    from ONNX Runtime, FAISS, numpy or json."""
-    if not path.is_file():
-        raise Dc003Error(f"{path}: missing: run the export stage")
-    try:
-        return read(path)
-    except Dc003Error:
-        raise
-    except Exception as exc:
-        if "allow_pickle" in str(exc):  # numpy refuses pickled objects: they could run code when loaded
-            rule = "holds pickled Python objects, refused: it may be unsafe to load"
-        else:
-            rule = f"unreadable export artifact, truncated or corrupted ({exception_summary(exc)})"
-        raise Dc003Error(f"{path}: {rule}; re-run the export stage") from None
 
 
 def session(path: str | Path, threads: int = 1, optimization: str = "all") -> ort.InferenceSession:
@@ -126,7 +107,8 @@ def embed_items(
 
 @dataclass(frozen=True)
 class UserTable:
-    """Serving-time user features (``user_features.npz``), row = user row of the mappings."""
+    """Serving-time user features (``user_features.npz``), row = user row of the mappings; :meth:`load`
+    memory-maps the arrays (a row is read when it is asked for)."""
 
     categorical: np.ndarray
     numerical: np.ndarray
@@ -135,8 +117,8 @@ class UserTable:
 
     @classmethod
     def load(cls, path: Path) -> UserTable:
-        with np.load(path) as z:
-            return cls(z["categorical"], z["numerical"], z["history"], z["history_length"])
+        z = open_npz(path)
+        return cls(z["categorical"], z["numerical"], z["history"], z["history_length"])
 
     def cold(self) -> UserTable:
         """One user with nothing known: unknown categoricals (index 0), missing numericals, no history."""
@@ -194,9 +176,7 @@ class Recommender:
         import pyarrow.parquet as pq
 
         serving = read_artifact(artifacts_dir / layout.MODEL_CONFIG, _serving_config)
-        self.customers: dict[str, int] = read_artifact(
-            artifacts_dir / layout.MAPPINGS, lambda p: dict(json.loads(p.read_text("utf-8"))["customers"])
-        )
+        self.customers = load_mappings(artifacts_dir / layout.MAPPINGS).customers  # memory-mapped
         self.users = read_artifact(artifacts_dir / layout.USER_FEATURES, UserTable.load)
         self.session = read_artifact(artifacts_dir / serving["user_tower"], lambda p: session(p, threads))
         faiss.omp_set_num_threads(threads)
@@ -209,8 +189,7 @@ class Recommender:
 
     def lookup(self, customer_ids: list[str]) -> np.ndarray:
         """User rows of ``customer_ids`` (``-1``: unknown, the cold-start path)."""
-        get = self.customers.get
-        return np.array([get(c, -1) for c in customer_ids], dtype=np.int64)
+        return self.customers.lookup(customer_ids)
 
     def user_table(self, rows: np.ndarray) -> UserTable:
         return self.users.rows_or_cold(rows)

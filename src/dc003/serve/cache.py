@@ -145,14 +145,13 @@ class EmbeddingCache:
         if not self.client.set(f"{PREFIX}:{key}:warm", "1", nx=True, ex=self.ttl_s):
             return  # another replica warms (or warmed) this version
         rec = served.recommender
-        rows = np.flatnonzero(served.cached_rows)
-        ids = np.array(list(rec.customers), dtype=object)
-        by_row = np.empty(rec.users.history_length.size, dtype=object)
-        by_row[np.array(list(rec.customers.values()), dtype=np.int64)] = ids
-        rows = rows[[by_row[r] is not None for r in rows]]  # a row no customer id maps to is never asked for
+        cached = np.flatnonzero(served.cached_rows)
+        found = rec.customers.ids_at_rows(cached)
+        rows = cached[[c is not None for c in found]]  # a row no customer id maps to is never asked for
+        ids = [c for c in found if c is not None]
         for s in range(0, rows.size, WARM_CHUNK):
             chunk = rows[s : s + WARM_CHUNK]
-            self.put(key, [str(c) for c in by_row[chunk]], rec.embed_table(rec.user_table(chunk)))
+            self.put(key, ids[s : s + WARM_CHUNK], rec.embed_table(rec.user_table(chunk)))
         log.warning("redis: %d user embeddings of version %s written", rows.size, key)
 
     def index_meta(self, version_key: str) -> dict[str, str]:

@@ -38,13 +38,15 @@ from typing import Any
 import numpy as np
 
 from dc003.deploy import layout
-from dc003.deploy.serving import Recommender, read_artifact, session
+from dc003.deploy.serving import Recommender, session
 from dc003.errors import Dc003Error
+from dc003.exported import load_mappings, read_artifact
 
 log = logging.getLogger("dc003.serve")
 UNREGISTERED = "unregistered"
 SERVE_CACHE = Path(".dvc") / "tmp" / "serve"  # where promoted versions are downloaded (project-relative)
-DATA_FILES = (layout.MAPPINGS, layout.USER_FEATURES, layout.ITEMS)  # the customer and catalogue snapshot
+# the customer and catalogue snapshot (MAPPING_IDS: absent from a format-1 export)
+DATA_FILES = (layout.MAPPINGS, layout.MAPPING_IDS, layout.USER_FEATURES, layout.ITEMS)
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ def folder_signature(path: Path) -> tuple[Any, ...]:
 def _md5_files(folder: Path, names: tuple[str, ...]) -> str:
     from dc003.registry import _md5_file
 
-    listing = "\n".join(f"{n} {_md5_file(folder / n)}" for n in names)
+    listing = "\n".join(f"{n} {_md5_file(folder / n)}" for n in names if (folder / n).is_file())
     return hashlib.sha256(listing.encode("utf-8")).hexdigest()
 
 
@@ -176,16 +178,12 @@ class ItemEmbedder:
     (the texts through MiniLM in ONNX, :class:`dc003.serve.text_encoder.OnnxTextEncoder`)."""
 
     def __init__(self, artifacts: Path, config: dict[str, Any], encoder: Any, threads: int = 1) -> None:
-        import json
-
         tower = config["model"]["item_tower"]
         self.categorical = [c["name"] for c in tower["categorical"]]
         self.numerical = [n["name"] for n in tower["numerical"]]
         self.text = [t["name"] for t in tower["text"]]
         self.text_dim = int(tower["text"][0]["embedding_dim"]) if tower["text"] else 0
-        self.vocab: dict[str, dict[str, int]] = read_artifact(
-            artifacts / layout.MAPPINGS, lambda p: json.loads(p.read_text("utf-8"))["categorical"]
-        )
+        self.vocab = load_mappings(artifacts / layout.MAPPINGS).categorical  # the header only
         name = config["serving"].get("item_tower", layout.ITEM_TOWER)
         self.session = read_artifact(artifacts / name, lambda p: session(p, threads))
         self.encoder = encoder

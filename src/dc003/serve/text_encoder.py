@@ -103,7 +103,8 @@ class OnnxTextEncoder:
     def __init__(self, graph: Path, model_dir: Path, threads: int = 1, batch_size: int = 32) -> None:
         from tokenizers import Tokenizer
 
-        from dc003.deploy.serving import read_artifact, session
+        from dc003.deploy.serving import session
+        from dc003.exported import read_artifact
 
         config = json.loads((model_dir / "sentence_bert_config.json").read_text("utf-8"))
         modules = [m["type"] for m in json.loads((model_dir / "modules.json").read_text("utf-8"))]

@@ -87,6 +87,7 @@ def fit_catalogue(
     import pyarrow.parquet as pq
     import torch
 
+    from dc003.exported import load_mappings
     from dc003.model.two_tower import TwoTowerModel
 
     n_old = model.config.n_items
@@ -105,11 +106,11 @@ def fit_catalogue(
             f"embedding_mappings.json exported with it ({mappings_file}): its catalogue and vocabularies "
             "are unknown, so the grown catalogue needs the full pipeline (`dvc repro`)"
         )
-    warm = read_json(mappings_file)
+    warm = load_mappings(mappings_file)  # format 2 (header + id tables) or 1 (an older export's JSON)
     vocab = read_json(vocab_file)
     for name in _model_categoricals(model.config):
         now = {str(v): i for i, v in enumerate(vocab.get(name, {}).get("values", [])) if v is not None}
-        before = warm["categorical"].get(name, {})
+        before = warm.categorical.get(name, {})
         if now != before:
             diff = sorted(set(now.items()) ^ set(before.items()))[0][0]
             raise Dc003Error(
@@ -117,7 +118,7 @@ def fit_catalogue(
                 f"{diff!r}: {now.get(diff, 0)} now, {before.get(diff, 0)} then): the model's embedding rows "
                 "are the warm start's indices, so a changed vocabulary needs the full pipeline (`dvc repro`)"
             )
-    old_rows = warm["articles"]
+    old_rows = dict(warm.articles.items())
     if len(old_rows) != n_old:
         raise Dc003Error(
             f"{mappings_file}: {len(old_rows)} articles, but the warm start {warm_start} was built for "

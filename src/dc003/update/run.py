@@ -120,14 +120,27 @@ def warm_start(root: Path, paths: PathsParams, scratch: Path) -> tuple[Path, dic
 
 def _registry_mappings(root: Path, rel: str, paths: PathsParams, commit: str, scratch: Path) -> str | None:
     """The ``embedding_mappings.json`` exported beside the checkpoint ``rel`` at ``commit`` (its catalogue
-    and vocabularies), read through DVC into ``scratch``; ``None`` where it cannot be read."""
+    and vocabularies) and, in format 2, the id tables it names, read through DVC into ``scratch``;
+    ``None`` where they cannot be read."""
     import dvc.api
 
-    prefix = rel.removesuffix(f"{paths.checkpoints_dir}/best_model.pt")
+    from dc003.exported import load_mappings
+
+    folder = f"{rel.removesuffix(f'{paths.checkpoints_dir}/best_model.pt')}{paths.artifacts_dir}"
+
+    def fetch(name: str) -> None:
+        with (
+            dvc.api.open(f"{folder}/{name}", repo=str(root), rev=commit, mode="rb") as src,
+            open(scratch / name, "wb") as dst,
+        ):
+            shutil.copyfileobj(src, dst, 1 << 22)
+
     target = scratch / MAPPINGS
     try:
-        with dvc.api.open(f"{prefix}{paths.artifacts_dir}/{MAPPINGS}", repo=str(root), rev=commit) as src:
-            target.write_text(src.read(), encoding="utf-8")
+        fetch(MAPPINGS)
+        ids = load_mappings(target).ids_path  # None: format 1, the ids are in the JSON
+        if ids is not None:
+            fetch(ids.name)
     except Exception:  # DVC reports a missing file / cache object in several types: no mappings known
         return None
     return str(target)
