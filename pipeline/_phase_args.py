@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
+from typing import Any
 
 from dc003.train.run import PhasePaths
 
@@ -44,7 +46,20 @@ def phase_paths(
     return paths, args
 
 
+def on_processes(params: Any, phase: str) -> bool:
+    """``True`` when params ``train.nproc`` > 1 and the stage just ran on that many processes under
+    torchrun (this process only waited: :mod:`dc003.train.launch`); ``False``: this process trains."""
+    from dc003.train.launch import run_on_processes
+
+    batch_size = getattr(params, phase).batch_size
+    return run_on_processes(
+        params.train.nproc, f"pipeline.{phase}", sys.argv[1:], phase=phase, batch_size=batch_size
+    )
+
+
 def report(summary: dict[str, object]) -> None:
+    if not summary:  # a rank other than 0 of a distributed run: rank 0 reports
+        return
     final, speed = summary["final"], summary["speed"]
     assert isinstance(final, dict) and isinstance(speed, dict)
     nan = float("nan")

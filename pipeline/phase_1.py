@@ -13,17 +13,19 @@ import dc003  # noqa: F401  (offline / no-telemetry environment first)
 from dc003.params import load_sections
 from dc003.stage import run_stage
 
-SECTIONS = ("seed", "model", "phase_1")
+SECTIONS = ("seed", "model", "phase_1", "train")
 
 
 def main() -> None:
-    from pipeline._phase_args import cpu_threads_env, phase_paths, report
+    from pipeline._phase_args import cpu_threads_env, on_processes, phase_paths, report
 
     cpu_threads_env()  # before torch loads
     from dc003.train.run import run_phase_1
 
     paths, _ = phase_paths(sys.argv[1:], needs_input=False)
     params = load_sections("params.yaml", SECTIONS)
+    if on_processes(params, "phase_1"):
+        return
     summary = run_phase_1(
         params.seed,
         params.model,

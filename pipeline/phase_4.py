@@ -13,17 +13,19 @@ import dc003  # noqa: F401  (offline / no-telemetry environment first)
 from dc003.params import load_sections
 from dc003.stage import run_stage
 
-SECTIONS = ("seed", "phase_4")
+SECTIONS = ("seed", "phase_4", "train")
 
 
 def main() -> None:
-    from pipeline._phase_args import cpu_threads_env, phase_paths, report
+    from pipeline._phase_args import cpu_threads_env, on_processes, phase_paths, report
 
     cpu_threads_env()  # before torch loads
     from dc003.train.run import run_phase_4
 
     paths, args = phase_paths(sys.argv[1:], needs_input=True, extra=("checkpoints", "reports", "metrics"))
     params = load_sections("params.yaml", SECTIONS)
+    if on_processes(params, "phase_4"):
+        return
     summary = run_phase_4(
         params.seed,
         params.phase_4,

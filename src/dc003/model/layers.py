@@ -6,6 +6,11 @@ raw feature values and serving cannot apply different statistics than training d
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -16,18 +21,70 @@ from dc003.model.config import CategoricalSpec, DenseSpec, NumericSpec
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
 
+@dataclass(frozen=True)
+class RowShard:
+    """Training on several processes (:mod:`dc003.train.distributed`): this process runs rows
+    ``[offset, offset + n)`` of a tower pass over ``total`` rows; ``sum`` adds a tensor over the processes.
+    What depends on the whole batch reads it: dropout draws the whole batch's mask and keeps this
+    process's rows, batch statistics sum over every process's rows."""
+
+    offset: int
+    total: int
+    sum: Callable[[torch.Tensor], torch.Tensor]
+
+
+_ROW_SHARD: ContextVar[RowShard | None] = ContextVar("row_shard", default=None)
+
+
+@contextmanager
+def row_shard(shard: RowShard) -> Iterator[None]:
+    token = _ROW_SHARD.set(shard)
+    try:
+        yield
+    finally:
+        _ROW_SHARD.reset(token)
+
+
+def current_row_shard() -> RowShard | None:
+    return _ROW_SHARD.get()
+
+
+def batch_sum(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (a sum over this process's rows) summed over every process's rows of the batch."""
+    shard = _ROW_SHARD.get()
+    return x if shard is None else shard.sum(x)
+
+
+def _mask_bytes(seed: int, skip: int, n: int) -> bytes:
+    """Bytes ``[skip, skip + n)`` of ``default_rng(seed).bytes(...)`` (PCG64 yields 8 bytes a step)."""
+    rng = np.random.Generator(np.random.PCG64(seed).advance(skip // 8))
+    return rng.bytes(skip % 8 + n)[skip % 8 :]
+
+
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Inverted dropout. On CPU the keep-mask comes from numpy's PCG64 (16 random bits per element,
     kept when >= p * 2^16): PyTorch's CPU ``bernoulli_`` measured ~2x slower and was the largest
     elementwise cost of a training step. The numpy stream is seeded from torch's global generator, so a
     seeded run is reproducible exactly as with ``F.dropout``. Elsewhere (CUDA) it is ``F.dropout``.
+    Under a :class:`RowShard` a process keeps its rows of the whole batch's mask: on CPU the same mask as
+    one process (the stream skipped to its first row), on CUDA an independent mask per row.
     """
     if not training or p == 0.0:
         return x
+    shard = _ROW_SHARD.get()
     if x.device.type != "cpu":
-        return F.dropout(x, p, training=True)
+        if shard is None:
+            return F.dropout(x, p, training=True)
+        gen = torch.Generator(device=x.device)
+        gen.manual_seed(int(torch.randint(0, 2**62, (1,))))
+        u = torch.rand((shard.total, *x.shape[1:]), generator=gen, device=x.device)
+        return x * (u[shard.offset : shard.offset + x.shape[0]] >= p).to(x.dtype) / (1.0 - p)
     seed = int(torch.randint(0, 2**62, (1,)))
-    bits = np.frombuffer(np.random.default_rng(seed).bytes(2 * x.numel()), dtype=np.uint16)
+    if shard is None:
+        bits = np.frombuffer(np.random.default_rng(seed).bytes(2 * x.numel()), dtype=np.uint16)
+    else:
+        row = x[0].numel() if x.shape[0] else 0
+        bits = np.frombuffer(_mask_bytes(seed, 2 * shard.offset * row, 2 * x.numel()), dtype=np.uint16)
     keep = np.where(bits >= round(p * 65536), np.float32(1.0 / (1.0 - p)), np.float32(0.0))
     return x * torch.from_numpy(keep.reshape(x.shape)).to(x.dtype)
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dc003.model.config import SequenceSpec
-from dc003.model.layers import dropout
+from dc003.model.layers import batch_sum, dropout
 
 
 class _EncoderLayer(nn.Module):
@@ -193,10 +193,11 @@ class HistoryEncoder(nn.Module):
         total = (emb * keep).sum(dim=1)
         if self.residual_centred:
             if self.training:
-                with torch.no_grad():
-                    n = keep.sum()
+                with torch.no_grad():  # over the whole batch when it is split across processes
+                    sums = batch_sum(torch.cat([keep.sum().reshape(1), total.sum(dim=0)]).float())
+                    n = sums[0]
                     if n > 0:
-                        batch_mean = total.sum(dim=0).float() / n
+                        batch_mean = sums[1:] / n
                         self.residual_mean.mul_(1 - RESIDUAL_MOMENTUM).add_(RESIDUAL_MOMENTUM * batch_mean)
             total = total - keep.sum(dim=1) * self.residual_mean.to(total.dtype)
         return F.normalize(total, dim=-1)

@@ -118,10 +118,17 @@ class TwoTowerModel(nn.Module):
         user, item, pooled = self._encode(user_features, item_features, labels)
         if not self.training:
             return user, item
-        loss = self.compute_loss(user, item, labels or {})
+        return self.training_loss(user, item, pooled, labels or {})
+
+    def training_loss(
+        self, user: torch.Tensor, item: torch.Tensor, pooled: torch.Tensor, labels: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """The phase objective on a batch's embeddings, + ``history_weight`` x the objective on the pooled
+        history alone (on several processes: on the embeddings gathered from all of them)."""
+        loss = self.compute_loss(user, item, labels)
         if self.history_weight:
             history = F.normalize(self.history_head(pooled), dim=-1)
-            loss = loss + self.history_weight * self.compute_loss(history, item, labels or {})
+            loss = loss + self.history_weight * self.compute_loss(history, item, labels)
         return loss
 
     def compute_loss(

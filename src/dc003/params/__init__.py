@@ -24,6 +24,7 @@ SECTIONS: dict[str, str] = {
     "phase_2": "dc003.params.train:Phase2Params",
     "phase_3": "dc003.params.train:Phase3Params",
     "phase_4": "dc003.params.train:Phase4Params",
+    "train": "dc003.params.train:TrainParams",
     "evaluate": "dc003.params.evaluate:EvaluateParams",
     "serving": "dc003.params.deploy:ServingParams",
     "export": "dc003.params.deploy:ExportParams",

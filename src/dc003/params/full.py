@@ -21,6 +21,7 @@ from dc003.params.train import (
     Phase2Params,
     Phase3Params,
     Phase4Params,
+    TrainParams,
 )
 from dc003.params.update import UpdateParams
 
@@ -37,6 +38,7 @@ class Params(Declared):
     phase_2: Phase2Params
     phase_3: Phase3Params
     phase_4: Phase4Params
+    train: TrainParams
     evaluate: EvaluateParams
     serving: ServingParams
     export: ExportParams

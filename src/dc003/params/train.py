@@ -147,3 +147,14 @@ class Phase4Params(PhaseParams):
     scheduler: Scheduler = contract_ref("dc003:phases.phase_4.optimization.scheduler")
     temperature: float = contract_ref("dc003:phases.phase_4.stabilization_loss.temperature", gt=0)
     ema_decay: float = contract_ref("dc003:phases.phase_4.ema_regularization.decay_rate", gt=0, lt=1)
+
+
+class TrainParams(Section):
+    """How the training phases run (not what they learn): the number of processes (torch.distributed).
+
+    ``nproc`` > 1: each phase stage re-runs itself under torchrun on that many processes (``gloo`` on CPU,
+    ``nccl`` on CUDA, one GPU each) that split every batch; the global batch stays each phase's
+    ``batch_size``, which ``nproc`` must divide. 1: one process, as before.
+    """
+
+    nproc: int = Field(gt=0)

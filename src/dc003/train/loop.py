@@ -8,17 +8,22 @@ A NaN or Inf loss stops the phase with a clear error; the last end-of-epoch stat
 Mixed precision: on CUDA with ``mixed_precision`` the forward runs under fp16 autocast with a grad
 scaler; on CPU training runs in fp32 (bf16 autocast measured slower on CPUs without bf16 instructions;
 see scripts/bench_train.py). The precision that ran is recorded.
+
+On several processes (``dist``: :mod:`dc003.train.distributed`) every rank runs the same loop on the same
+global batches through a DDP-wrapped forward of its slice of each batch; rank 0 alone validates, logs and
+saves the resume state, the others wait for it at a barrier.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,6 +36,9 @@ from dc003.train.monitor import Monitor, restore_snapshot
 from dc003.train.recipes import Recipe
 from dc003.train.resume import ResumeStore
 from dc003.train.schedule import Schedule
+
+if TYPE_CHECKING:
+    from dc003.train.distributed import Distributed
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,7 @@ class PhaseResult:
     # then judged on the same examples before and after, not on two different sets of batches)
     initial_val_loss: float | None = None
     optimizer_state: dict[str, Any] = field(default_factory=dict)
+    processes: int = 1  # torch.distributed ranks that trained it
 
     @property
     def samples_per_s(self) -> float:
@@ -97,7 +106,13 @@ def train_phase(
     live_dir: Path | None = None,
     resume: ResumeStore | None = None,
     progress: bool = True,
+    dist: Distributed | None = None,
 ) -> PhaseResult:
+    main = dist is None or dist.main  # the process that validates and writes
+    if dist is not None:
+        from dc003.train.distributed import check_batch_size
+
+        check_batch_size(settings.phase, settings.batch_size, dist.world)
     model.to(device)
     model.objective = recipe.objective
     model.history_weight = recipe.history_weight
@@ -113,7 +128,9 @@ def train_phase(
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     params = [p for p in model.parameters() if p.requires_grad]
     grads = GradStats(names)
-    result = PhaseResult(precision=_precision(settings, device), device=str(device))
+    result = PhaseResult(
+        precision=_precision(settings, device), device=str(device), processes=dist.world if dist else 1
+    )
 
     n_examples = recipe.examples["train"].size
     per_epoch = min(settings.examples_per_epoch or n_examples, n_examples)
@@ -128,9 +145,9 @@ def train_phase(
     )
 
     start_epoch, step = 0, 0
-    if settings.epochs == 1:  # nothing to resume inside a single epoch
+    if settings.epochs == 1 and main:  # nothing to resume inside a single epoch
         result.initial_val_loss = validate(model).get("val/loss")
-    state = resume.load() if resume is not None else None
+    state = _load_state(resume, dist)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -146,9 +163,11 @@ def train_phase(
         )
         result.step_losses_head = float(state["step_losses_head"])
         start_epoch, step = int(state["epoch"]) + 1, int(state["step"])
-        if live_dir is not None:
+        if live_dir is not None and main:
             restore_snapshot(live_dir, dict(state["live"]))
-    monitor = Monitor(live_dir, resume=state is not None) if live_dir is not None else None
+    monitor = Monitor(live_dir, resume=state is not None) if live_dir is not None and main else None
+    ddp = dist.wrap(model) if dist is not None else None
+    net = ddp if ddp is not None else model
 
     head_window = max(1, math.ceil(per_epoch / settings.batch_size / settings.gradient_accumulation) // 10)
     head_losses: list[float] = []
@@ -160,14 +179,23 @@ def train_phase(
             # whole batches until about per_epoch examples (the order is already random)
             sizes = np.cumsum([b.size for b in order])
             order = order[: int(np.searchsorted(sizes, per_epoch)) + 1]
+        if dist is not None:
+            from dc003.train.distributed import order_digest
+
+            dist.check_same(order_digest(order), f"{settings.phase} epoch {epoch}'s batches")
         epoch_loss, epoch_count = 0.0, 0
         tail_losses: list[float] = []
         started = time.perf_counter()
-        with _progress(progress, settings.phase, epoch, settings.epochs, len(order)) as advance:
+        with _progress(progress and main, settings.phase, epoch, settings.epochs, len(order)) as advance:
             for i, pos in enumerate(order):
                 users, items, labels = recipe.batch("train", pos, rng)
-                with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                    loss = model(users, items, labels)
+                last = i == len(order) - 1
+                stepping = not (i + 1) % settings.gradient_accumulation or last
+                # DDP all-reduces the gradients on the backward of an optimiser step only (the forward
+                # under no_sync marks the others)
+                sync = ddp.no_sync() if ddp is not None and not stepping else contextlib.nullcontext()
+                with sync, torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+                    loss = net(users, items, labels)
                 assert isinstance(loss, torch.Tensor)
                 value = float(loss.detach())
                 if not math.isfinite(value):
@@ -179,7 +207,6 @@ def train_phase(
                     scaled.backward()
                 epoch_loss += value * pos.size
                 epoch_count += pos.size
-                last = i == len(order) - 1
                 if (i + 1) % settings.gradient_accumulation and not last:
                     advance()
                     continue
@@ -218,11 +245,14 @@ def train_phase(
         if ema is not None:
             evaluated = copy.deepcopy(model)
             ema.copy_to(evaluated)
-        metrics = {"train/epoch_loss": epoch_loss / max(epoch_count, 1), **validate(evaluated)}
+        metrics = {
+            "train/epoch_loss": epoch_loss / max(epoch_count, 1),
+            **(validate(evaluated) if main else {}),
+        }
         result.epochs.append({"epoch": epoch, "step": step, **metrics})
         if monitor is not None:
             monitor.epoch(step, epoch, metrics)
-        if resume is not None and epoch < settings.epochs - 1:
+        if resume is not None and epoch < settings.epochs - 1 and main:
             resume.save(
                 {
                     "model": model.state_dict(),
@@ -239,8 +269,12 @@ def train_phase(
                     "live": monitor.snapshot() if monitor is not None else {},
                 }
             )
+        if dist is not None:
+            dist.barrier()  # rank 0 validated and saved the epoch
     if monitor is not None:
         monitor.close()
+    if dist is not None:
+        dist.unwrap(model)
     if ema is not None:
         ema.copy_to(model)  # the EMA weights are the phase's (final) model
     result.steps = step
@@ -250,6 +284,18 @@ def train_phase(
     model.history_weight = 0.0
     model.history_head.requires_grad_(True)
     return result
+
+
+def _load_state(resume: ResumeStore | None, dist: Distributed | None) -> dict[str, Any] | None:
+    """The resume state: rank 0 reads it first (and discards an unreadable one), then the others."""
+    if resume is None:
+        return None
+    state = resume.load() if dist is None or dist.main else None
+    if dist is not None:
+        dist.barrier()
+        if not dist.main:
+            state = resume.load()
+    return state
 
 
 def _clip(params: list[torch.nn.Parameter], max_norm: float, stats: GradStats) -> float:

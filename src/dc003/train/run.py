@@ -4,7 +4,8 @@ Phase 1 builds the model from the contracts, the ``model`` params and train-spli
 rebuild it from the previous phase's checkpoint alone. Each phase writes ``<phases_dir>/phase_N/``:
 ``model.pt`` (config + weights), ``summary.json`` (this phase) and ``history.json`` (phases 1..N).
 Phase 4 also writes the contract's checkpoint artifacts, ``architecture_validation.json`` and
-``training_metrics.json``.
+``training_metrics.json``. Under torchrun (params ``train.nproc`` > 1) every rank trains
+(:mod:`dc003.train.distributed`) and rank 0 alone writes all of it.
 """
 
 from __future__ import annotations
@@ -59,8 +60,12 @@ class PhasePaths:
 def _device() -> torch.device:
     import torch
 
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    from dc003.train.distributed import device as process_device
+    from dc003.train.distributed import local_processes
+
+    # the processes of a distributed run share the machine's cores
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // local_processes()))
+    device = process_device()
     if device.type == "cpu":
         # bit-for-bit reruns: with several threads, two runs of a phase differed from the first step's
         # loss on (8th digit: threaded reductions), so every re-run changed every hash downstream; at no
@@ -140,6 +145,7 @@ def _train(
     device: torch.device,
     progress: bool,
 ) -> PhaseResult:
+    from dc003.train.distributed import process_group
     from dc003.train.loop import train_phase
     from dc003.train.resume import ResumeStore
     from dc003.train.validation import retrieval_metrics, retrieval_set, validation_loss
@@ -160,17 +166,20 @@ def _train(
         return out
 
     store = ResumeStore(paths.resume_dir, resume_key)
-    result = train_phase(
-        model,
-        recipe,
-        settings,
-        device=device,
-        validate=validate,
-        live_dir=paths.live_dir,
-        resume=store,
-        progress=progress,
-    )
-    store.clear()
+    with process_group(device) as dist:
+        result = train_phase(
+            model,
+            recipe,
+            settings,
+            device=device,
+            validate=validate,
+            live_dir=paths.live_dir,
+            resume=store,
+            progress=progress,
+            dist=dist,
+        )
+    if dist is None or dist.main:
+        store.clear()
     return result
 
 
@@ -235,6 +244,7 @@ def _write_phase(
         "final": result.epochs[-1] if result.epochs else {},
         "popularity_baseline_val": popularity_baseline(data, retrieval_set(data, "val")),
         "grad_stats": result.grad_stats,
+        **({"processes": result.processes} if result.processes > 1 else {}),
         **(extra or {}),
     }
     # how fast this machine ran it: beside the checkpoint, never in it (a phase directory is a function of
@@ -243,6 +253,7 @@ def _write_phase(
         "phase": name,
         "device": {"name": result.device, "cuda": result.device.startswith("cuda")},
         "precision": result.precision,
+        "processes": result.processes,
         "train_samples": result.train_samples,
         "train_seconds": round(result.train_seconds, 3),
         "samples_per_s": round(result.samples_per_s, 1),
@@ -314,7 +325,7 @@ class PhaseInputs:
 
 @dataclass(frozen=True)
 class PhaseRun:
-    summary: dict[str, Any]
+    summary: dict[str, Any]  # empty on a rank other than 0 (which writes nothing)
     model: TwoTowerModel
     data: TrainingData
     result: PhaseResult
@@ -336,7 +347,9 @@ def run_phase(
     """The one skeleton of every phase: device, model and data (``load``), the phase's recipe (``recipe``:
     the objective and its negatives, plus what the summary records about them), loop settings (the phase's
     params and its ``settings`` extras), the resume key (the data, ``key_inputs`` and the params), train,
-    write ``<out_dir>``."""
+    write ``<out_dir>`` (rank 0 of a distributed run only)."""
+    from dc003.train.distributed import is_main
+
     device = _device()
     model, data = load()
     examples, items = _common(model, data, device)
@@ -344,7 +357,7 @@ def run_phase(
     loop = _settings(name, seed, params, **(settings or {}))
     key = _resume_key(name, seed, params, [*_data_inputs(paths), *key_inputs]) + key_suffix
     result = _train(name, model, data, phase_recipe, loop, paths, key, device, progress)
-    summary = _write_phase(name, model, data, result, loop, paths, params, extra)
+    summary = _write_phase(name, model, data, result, loop, paths, params, extra) if is_main() else {}
     return PhaseRun(summary, model, data, result)
 
 
@@ -612,6 +625,8 @@ def run_phase_4(
         settings={"ema_decay": params.ema_decay},
         progress=progress,
     )
+    if not run.summary:  # another rank than 0
+        return run.summary
     contract = load_dc003(dc003_path)
     history = list(read_json(paths.out_dir / HISTORY_FILE))
     write_contract_checkpoints(run.model, run.result.optimizer_state, contract, checkpoints_dir)
