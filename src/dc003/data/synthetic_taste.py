@@ -123,13 +123,23 @@ def lifecycle_log_weight(cfg: SyntheticConfig, cal: Calendar, cat: Catalogue) ->
     """log weight per (block, article): rise to a peak, exponential decay to a floor, a novelty bonus
     in the first weeks, times base popularity; -inf before release."""
     age = np.arange(cal.n_blocks, dtype=np.float64)[:, None] - cat.release_block[None, :]
+    with np.errstate(divide="ignore"):
+        logw = np.log(lifecycle_shape(cfg, age))
+        logw = logw + cfg.popularity_weight * cfg.popularity_spread * cat.log_popularity[None, :]
+    logw = logw + cfg.novelty_boost * novelty(cfg, age)
+    return np.where(age >= 0, logw, -np.inf).astype(np.float32)
+
+
+def lifecycle_shape(cfg: SyntheticConfig, age: np.ndarray) -> np.ndarray:
+    """An article's weight ``age`` weeks after release as a share of its peak (before the novelty bonus)."""
     rise = np.clip((age + 1) / cfg.lifecycle_peak_weeks, 0.0, 1.0)
     decay = np.exp(-np.maximum(0.0, age - cfg.lifecycle_peak_weeks) / cfg.lifecycle_decay_weeks)
-    shape = cfg.lifecycle_floor + (1 - cfg.lifecycle_floor) * rise * decay
-    with np.errstate(divide="ignore"):
-        logw = np.log(shape) + cfg.popularity_weight * cfg.popularity_spread * cat.log_popularity[None, :]
-    logw = logw + cfg.novelty_boost * ((age >= 0) & (age < cfg.novelty_weeks))
-    return np.where(age >= 0, logw, -np.inf).astype(np.float32)
+    return cfg.lifecycle_floor + (1 - cfg.lifecycle_floor) * rise * decay
+
+
+def novelty(cfg: SyntheticConfig, age: np.ndarray) -> np.ndarray:
+    """Whether ``age`` falls in the first ``novelty_weeks`` after release (the log-weight bonus applies)."""
+    return (age >= 0) & (age < cfg.novelty_weeks)
 
 
 def build_taste(
