@@ -55,9 +55,9 @@ from dc003.data.synthetic_taste import Taste, build_taste, products, user_vector
 from dc003.data.synthetic_vocab import build_taxonomy  # noqa: E402
 from dc003.deploy import layout  # noqa: E402
 from dc003.deploy.retrieval import flat_index, read_index, search  # noqa: E402
-from dc003.deploy.serving import UserTable, _serving_config, embed_users, session  # noqa: E402
+from dc003.deploy.serving import UserTable, embed_users, serving_config, session  # noqa: E402
 from dc003.deploy.timing import latency_ms  # noqa: E402
-from dc003.exported import IdTable, load_mappings, read_artifact, write_mappings  # noqa: E402
+from dc003.exported import IdTable, load_mappings, write_mappings  # noqa: E402
 from dc003.scoring.serving_score import normalised  # noqa: E402
 
 TARGET_USERS = 10_000_000
@@ -147,7 +147,7 @@ def npy_writer(path: Path, n: int, dtype: str) -> Any:
 
 
 def embed_population(args: argparse.Namespace, scratch: Path, model: TasteModel) -> dict[str, Any]:
-    serving = read_artifact(args.artifacts / layout.MODEL_CONFIG, _serving_config)
+    serving = serving_config(args.artifacts)
     sess = session(args.artifacts / serving["user_tower"], threads=args.threads)
     users = UserTable.load(args.artifacts / layout.USER_FEATURES)
     max_len = users.history.shape[1]
@@ -223,7 +223,7 @@ def embed_population(args: argparse.Namespace, scratch: Path, model: TasteModel)
 
 def thread_baseline(args: argparse.Namespace, model: TasteModel, users: UserTable) -> dict[str, Any]:
     """The same ``--baseline-users`` users embedded with 1 and with 2 intra-op threads."""
-    serving = read_artifact(args.artifacts / layout.MODEL_CONFIG, _serving_config)
+    serving = serving_config(args.artifacts)
     rng = np.random.default_rng([args.seed, 15, 4])
     n = min(args.baseline_users, args.users)
     cust = build_customers(model.cfg.model_copy(update={"n_customers": n}), model.cal, rng)
@@ -259,7 +259,7 @@ def faiss_latency(args: argparse.Namespace, emb_file: Path) -> dict[str, Any]:
     sample = np.ascontiguousarray(
         emb[np.sort(rng.choice(emb.shape[0], min(args.sample, emb.shape[0]), replace=False))]
     )
-    serving = read_artifact(args.artifacts / layout.MODEL_CONFIG, _serving_config)
+    serving = serving_config(args.artifacts)
     weight = serving.get("prior_weight")
     exported = read_index(args.artifacts / layout.INDEX)
     items = normalised(rng.standard_normal((FULL_ITEMS, DIM)).astype(np.float32))

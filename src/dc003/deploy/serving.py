@@ -150,10 +150,16 @@ class UserTable:
         return out
 
 
-def _serving_config(path: Path) -> dict[str, Any]:
+def _serving_section(path: Path) -> dict[str, Any]:
     serving = dict(json.loads(path.read_text("utf-8"))["serving"])
     str(serving["user_tower"])  # a KeyError here: not the export stage's config
     return serving
+
+
+def serving_config(artifacts_dir: Path) -> dict[str, Any]:
+    """The export's serving section of ``model_config.json`` (which graphs serve, the score's knobs); one
+    error line naming the file when it is missing or not the export stage's."""
+    return read_artifact(artifacts_dir / layout.MODEL_CONFIG, _serving_section)
 
 
 @dataclass(frozen=True)
@@ -175,7 +181,7 @@ class Recommender:
         import faiss
         import pyarrow.parquet as pq
 
-        serving = read_artifact(artifacts_dir / layout.MODEL_CONFIG, _serving_config)
+        serving = serving_config(artifacts_dir)
         self.customers = load_mappings(artifacts_dir / layout.MAPPINGS).customers  # memory-mapped
         self.users = read_artifact(artifacts_dir / layout.USER_FEATURES, UserTable.load)
         self.session = read_artifact(artifacts_dir / serving["user_tower"], lambda p: session(p, threads))
