@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import dc003  # noqa: F401  (offline / no-telemetry environment first)
-from dc003.params import load_sections
+from dc003.params import dataset_profile, load_sections
 from dc003.stage import run_stage
 
 SECTIONS = ("seed", "model", "phase_1", "train")
@@ -23,7 +23,7 @@ def main() -> None:
     from dc003.train.run import run_phase_1
 
     paths, _ = phase_paths(sys.argv[1:], needs_input=False)
-    params = load_sections("params.yaml", SECTIONS)
+    params = load_sections("params.yaml", SECTIONS, profile=dataset_profile(paths.dataset_dir))
     if on_processes(params, "phase_1"):
         return
     summary = run_phase_1(

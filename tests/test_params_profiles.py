@@ -21,6 +21,7 @@ from dc003.params.profiles import choose_profile, load_profile
 from .conftest import HM_SAMPLE, REPO
 
 SMALL = "params/kaggle-small.yaml"
+FULL = "params/full-scale.yaml"
 
 
 def test_the_small_data_profile_applies_to_the_real_sample_only() -> None:
@@ -28,7 +29,31 @@ def test_the_small_data_profile_applies_to_the_real_sample_only() -> None:
     assert choose_profile("kaggle", 1364, REPO) == SMALL
     when = load_profile(REPO / SMALL).applies_when
     assert choose_profile("kaggle", when.max_customers + 1, REPO) is None  # full H&M: params.yaml as it is
-    assert choose_profile("synthetic", 1364, REPO) is None  # the generator at any scale
+    assert choose_profile("synthetic", 1364, REPO) is None  # the generator at a small scale
+
+
+def test_the_full_scale_profile_applies_at_hm_size_from_either_source() -> None:
+    when = load_profile(REPO / FULL).applies_when
+    assert when.source is None and when.min_customers is not None
+    for source in ("synthetic", "kaggle"):
+        assert choose_profile(source, 1_371_980, REPO) == FULL  # the full H&M customer count
+        assert choose_profile(source, when.min_customers - 1, REPO) in (None, SMALL)
+    assert choose_profile("synthetic", 20_000, REPO) is None  # the default data: params.yaml as it is
+    assert choose_profile("kaggle", when.min_customers - 1, REPO) is None  # between the two profiles
+    overrides = load_profile(REPO / FULL).overrides
+    budgets = {k: v for k, v in overrides.items() if k.endswith("examples_per_epoch")}
+    base = load_params(REPO / "params.yaml")
+    assert budgets and all(v > 0 for v in budgets.values())  # a budget, never "every example"
+    assert base.phase_1.examples_per_epoch == 0 and base.phase_2.examples_per_epoch == 0
+
+
+def test_a_profile_without_a_customer_bound_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "profile.yaml"
+    text = (REPO / FULL).read_text(encoding="utf-8")
+    text = text.replace("  min_customers: 250000\n", "  source: kaggle\n")
+    bad.write_text(text, encoding="utf-8")
+    with pytest.raises(Dc003Error, match=r"profile.yaml.*applies_when.*max_customers or min_customers"):
+        load_profile(bad)
 
 
 def test_a_stage_applies_the_profile_to_its_own_sections_only(monkeypatch: pytest.MonkeyPatch) -> None:

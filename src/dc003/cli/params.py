@@ -52,7 +52,7 @@ def check(
             table.add_row(e.key, str(e.value), e.note)
         console.print(table)
     for prof in report.profiles:
-        when = ", ".join(f"{k} {v}" for k, v in prof.applies_when.items())
+        when = ", ".join(f"{k} {v}" for k, v in prof.applies_when.items() if v is not None)
         state = "in use by the current dataset" if prof.in_use else "not in use by the current dataset"
         table = Table(title=f"params profile {prof.file} (applies when {when}; {state})")
         for col in ("params key", "profile value"):

@@ -1,0 +1,175 @@
+"""The whole chain at full H&M size (a script, not a test): every stage of dvc.yaml through ``promote``,
+each run by DVC in its own process, measured, in a checkout whose params say ``data.scale: full``.
+
+    .venv/bin/python scripts/scale_full.py --workdir /tmp/full/repo [--out reports/scale_full.json]
+
+``--workdir`` is a git checkout of this repository (``git clone``) with ``data.scale: full`` in its
+params.yaml (``--prepare`` clones this repository there and sets it). The budget knobs a 2-core machine
+needs at that size come from the declared params profile ``params/full-scale.yaml``, which the dataset
+stage applies by itself above its customer count (``dc003 params check`` lists it). Per stage the JSON
+holds the wall time, CPU time and peak RSS of ``dvc repro -s STAGE`` and everything under it (os.wait4 of
+the DVC process: the stage's own Python process included), the load average before and after (the
+machine may be shared), and the output sizes DVC recorded in dvc.lock. After ``promote`` it adds the
+evaluation's model-vs-baseline table (metrics/evaluation.json of the run) and ``dc003 recommend`` timed in
+fresh processes for a known and an unknown customer. Re-running resumes: stages already measured whose
+outputs DVC still finds up to date are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+# dvc.yaml's chain through promote (update / update_promote are the incremental path, not this chain)
+STAGES = (
+    "raw", "dataset", "validate", "text_embed", "phase_1", "phase_2", "phase_3", "phase_4",
+    "evaluate", "export", "bench", "gates", "promote",
+)  # fmt: skip
+RSS_LIMIT_GB = 16.0  # issue 15: no stage may exceed it on the 24 GB machine
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DVC_NO_ANALYTICS="1", GX_ANALYTICS_ENABLED="false", ORT_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1"
+    )
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def measure(cmd: list[str], cwd: Path, log: Path) -> dict[str, Any]:
+    """Run ``cmd``; wall and CPU seconds and peak RSS of it and every process it waited for."""
+    load = os.getloadavg()
+    started = time.perf_counter()
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=_env(), stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    return {
+        "seconds": round(time.perf_counter() - started, 1),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+        "peak_rss_gb": round(usage.ru_maxrss * 1024 / 1e9, 3),  # KiB on Linux
+        "exit_code": os.waitstatus_to_exitcode(status),
+        "load_average_before": [round(x, 2) for x in load],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def outputs(workdir: Path, stage: str) -> dict[str, int]:
+    """Bytes of each output of ``stage`` as dvc.lock records them."""
+    lock = yaml.safe_load((workdir / "dvc.lock").read_text()) or {}
+    outs = lock.get("stages", {}).get(stage, {}).get("outs", [])
+    return {o["path"]: int(o.get("size", 0)) for o in outs}
+
+
+def up_to_date(workdir: Path, stage: str) -> bool:
+    proc = subprocess.run(
+        ["dvc", "status", "--json", stage], cwd=workdir, env=_env(), capture_output=True, text=True
+    )
+    return proc.returncode == 0 and json.loads(proc.stdout or "{}") == {}
+
+
+def recommend_times(workdir: Path, log: Path, repeats: int = 3) -> dict[str, Any]:
+    """``dc003 recommend`` for a known and an unknown customer, each in a fresh process."""
+    import polars as pl
+
+    users = pl.read_parquet(workdir / "data/dataset/users_test.parquet", columns=["customer_id"])
+    known = str(users["customer_id"][len(users) // 2])
+    result: dict[str, Any] = {}
+    for name, customer in (("known", known), ("unknown", "not-a-customer-of-this-dataset")):
+        runs = []
+        for _ in range(repeats):
+            cmd = ["dc003", "recommend", "--customer", customer, "--k", "12", "--json"]
+            runs.append(measure(cmd, workdir, log))
+            if runs[-1]["exit_code"] != 0:
+                raise SystemExit(f"dc003 recommend failed for the {name} customer: see {log}")
+        secs = sorted(r["seconds"] for r in runs)
+        result[name] = {
+            "customer_id": customer,
+            "seconds_median": secs[len(secs) // 2],
+            "seconds_max": secs[-1],
+            "peak_rss_gb": max(r["peak_rss_gb"] for r in runs),
+        }
+    return result
+
+
+def quality(workdir: Path) -> dict[str, Any]:
+    """The evaluation's test-week table: two-tower and every baseline on the same users."""
+    ev = json.loads((workdir / "metrics/evaluation.json").read_text())
+    return {k: ev[k] for k in ("models", "users", "paired_bootstrap") if k in ev} or ev
+
+
+def prepare(workdir: Path) -> None:
+    subprocess.run(["git", "clone", "-q", str(REPO), str(workdir)], check=True)
+    params = workdir / "params.yaml"
+    text = params.read_text().replace("  scale: default ", "  scale: full ", 1)
+    params.write_text(text)
+    # outputs of gigabytes: link them into the cache instead of copying (this checkout only)
+    subprocess.run(["dvc", "config", "--local", "cache.type", "hardlink,symlink"], cwd=workdir, check=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workdir", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=REPO / "reports/scale_full.json")
+    ap.add_argument("--prepare", action="store_true", help="git clone this repository into --workdir first")
+    ap.add_argument("--until", choices=STAGES, default="promote", help="stop after this stage")
+    args = ap.parse_args()
+    workdir = args.workdir.resolve()
+    if args.prepare:
+        prepare(workdir)
+    scale = yaml.safe_load((workdir / "params.yaml").read_text())["data"]["scale"]
+    if scale != "full":
+        raise SystemExit(f"{workdir / 'params.yaml'}: data.scale is {scale!r}; this script runs 'full'")
+    report: dict[str, Any] = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    report.setdefault("stages", {})
+    report["machine"] = {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+    report["commit"] = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=workdir, capture_output=True, text=True
+    ).stdout.strip()
+    log = args.out.with_suffix(".log")
+    for stage in STAGES[: STAGES.index(args.until) + 1]:
+        if stage in report["stages"] and up_to_date(workdir, stage):
+            print(f"{stage}: up to date, kept", flush=True)
+            continue
+        print(f"{stage}: running", flush=True)
+        row = measure(["dvc", "repro", "-s", stage], workdir, log)
+        row["outputs_bytes"] = outputs(workdir, stage)
+        report["stages"][stage] = row
+        _write(args.out, report)
+        print(f"{stage}: {row['seconds']} s, peak {row['peak_rss_gb']} GB", flush=True)
+        if row["exit_code"] != 0:
+            raise SystemExit(f"{stage} failed (exit {row['exit_code']}): see {log}")
+    if args.until == "promote":
+        report["quality"] = quality(workdir)
+        report["recommend"] = recommend_times(workdir, log)
+    stages = report["stages"].values()
+    report["summary"] = {
+        "total_seconds": round(sum(r["seconds"] for r in stages), 1),
+        "max_peak_rss_gb": max(r["peak_rss_gb"] for r in stages),
+        "rss_limit_gb": RSS_LIMIT_GB,
+        "every_stage_under_limit": all(r["peak_rss_gb"] <= RSS_LIMIT_GB for r in stages),
+    }
+    _write(args.out, report)
+
+
+def _write(path: Path, report: dict[str, Any]) -> None:
+    path.write_text(json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
