@@ -43,6 +43,7 @@ def _params(**kw: object):  # type: ignore[no-untyped-def]
         "bootstrap_samples": 50,
         "confidence": 0.95,
         "max_k": 50,  # larger than the 30-item catalogue: every list is the whole catalogue
+        "max_users": 0,
         "trending_weeks": 2,
         "trending_half_life_days": 7.0,
         "repurchase_half_life_days": 7.0,
@@ -323,6 +324,32 @@ def test_exclusion_removes_bought_items_from_every_list(tiny_run: Path) -> None:
                 assert set(top[r][top[r] >= 0]) == set(np.flatnonzero(~bought[r])), name
     # without exclusion the repurchase baseline leads with a bought item for every returning user
     assert all(bought[r, kept["repurchase"][r, 0]] for r in range(bought.shape[0]) if bought[r].any())
+
+
+def test_max_users_scores_the_same_seeded_sample_for_every_model(tiny_run: Path) -> None:
+    from dc003.evaluate.run import rank_all
+    from dc003.model.checkpoint import load_model
+    from dc003.train.data import load_training_data
+    from dc003.train.validation import retrieval_set
+
+    model, _ = load_model(tiny_run / "best_model.pt")
+    text = np.load(tiny_run / "text" / "item_text.npy")
+    data = load_training_data(tiny_run / "dataset", text, model.config)
+    oracle = tiny_run / "dataset" / "oracle.parquet"
+    full, tops, _ = rank_all(model, data, _params(), _serving(), 3, oracle)
+    n = full.users.size // 2
+    sample, sampled_tops, _ = rank_all(model, data, _params(max_users=n), _serving(), 3, oracle)
+    assert sample.users.size == n and np.all(np.diff(sample.users) > 0)
+    rows = np.searchsorted(full.users, sample.users)
+    assert np.array_equal(full.users[rows], sample.users)  # a subset of the week's buyers
+    assert np.array_equal(sample.query_rows, full.query_rows[rows])
+    assert all(np.array_equal(sample.truth[i], full.truth[r]) for i, r in enumerate(rows))
+    for name in ("two_tower", "popularity", "repurchase"):  # the same users' lists, ranked alike
+        assert np.array_equal(sampled_tops[name], tops[name][rows]), name
+    again = retrieval_set(data, "test", n, 3)
+    other = retrieval_set(data, "test", n, 4)
+    assert np.array_equal(again.users, sample.users) and not np.array_equal(other.users, sample.users)
+    assert np.array_equal(retrieval_set(data, "test", full.users.size, 3).users, full.users)
 
 
 def test_oracle_exclusion_moves_the_rest_up(tmp_path: Path) -> None:

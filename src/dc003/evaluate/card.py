@@ -124,7 +124,7 @@ def render_model_card(results: dict[str, Any], ctx: CardContext) -> str:
     lines += [
         f"- Test users evaluated: {results['users']['n_users_evaluated']} "
         f"(cold users {setup.get('cold_users', '?')}, purchases of cold items "
-        f"{setup.get('cold_item_purchases', '?')}).",
+        f"{setup.get('cold_item_purchases', '?')}){_sampled(setup)}.",
         "",
         "## Architecture",
         "",
@@ -438,3 +438,11 @@ def _limitations(results: dict[str, Any], ctx: CardContext) -> list[str]:
                 f"vs {_f(two, 3)} ({m}'s vs the two-tower's; {parts}){paired}."
             )
     return out
+
+
+def _sampled(setup: dict[str, Any]) -> str:
+    """Where evaluate.max_users sampled the week's buyers, say so."""
+    buyers, cap = setup.get("buyers"), setup.get("max_users") or 0
+    if buyers is None or not 0 < cap < buyers:
+        return ""
+    return f"; a seeded sample of the week's {buyers:,} buyers (evaluate.max_users {cap:,})"

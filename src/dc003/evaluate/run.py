@@ -162,7 +162,13 @@ TRUNCATION = (0, 1, 5, 15, 50)  # purchases the two-tower may see in the history
 
 
 def history_truncation(
-    model: TwoTowerModel, data: TrainingData, serving: ServingParams, min_purchases: int = 16
+    model: TwoTowerModel,
+    data: TrainingData,
+    serving: ServingParams,
+    min_purchases: int = 16,
+    *,
+    max_users: int = 0,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """The two-tower on the test users with at least ``min_purchases`` purchases before the cutoff, when it
     sees only their last ``n`` purchases (``n`` in :data:`TRUNCATION`; the profile features unchanged): one
@@ -174,7 +180,7 @@ def history_truncation(
     from dc003.scoring.ranking import top_k_scores
     from dc003.train.validation import RetrievalSet, retrieval_set, stored_token_user_embeddings
 
-    full = retrieval_set(data, "test")
+    full = retrieval_set(data, "test", max_users, seed)
     cutoff = data.cutoffs["test"]
     segs = segments_before(
         data.user, data.item, data.day, cutoff_day=cutoff, users=full.users, n_items=data.n_items
@@ -209,6 +215,9 @@ def serving_sweep(
     data: TrainingData,
     serving: ServingParams,
     grids: dict[str, tuple[float | None, ...]] | None = None,
+    *,
+    max_users: int = 0,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """The two-tower on the val and the test week for each value of each serving knob (the others at
     the run's values): recall@50, NDCG@10, coverage@50, and recall@50 of the purchases of never-sold
@@ -225,7 +234,7 @@ def serving_sweep(
     grids = SWEEP_GRIDS if grids is None else grids
     knobs: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in grids}
     for split in ("val", "test"):
-        rset = retrieval_set(data, split)
+        rset = retrieval_set(data, split, max_users, seed)
         embedded = _embeddings(model, data, rset)
         segs = segments_before(
             data.user, data.item, data.day, cutoff_day=data.cutoffs[split], users=rset.users,
@@ -280,7 +289,7 @@ def rank_all(
     """Top-``max_k`` lists of the two-tower, each baseline and (where there is one) the oracle."""
     from dc003.train.validation import retrieval_set
 
-    rset = retrieval_set(data, "test")
+    rset = retrieval_set(data, "test", params.max_users, seed)
     cutoff = data.cutoffs["test"]
     exclude = purchased_before(data, rset.users, cutoff) if params.exclude_purchased else None
     k = params.max_k
@@ -321,7 +330,7 @@ def evaluate_checkpoint(
     from dc003.model.checkpoint import load_model
     from dc003.scoring.serving_score import describe
     from dc003.text.embed import load_item_text
-    from dc003.train.data import load_training_data
+    from dc003.train.data import SPLIT_CODES, load_training_data
 
     started = time.perf_counter()
     model, ckpt = load_model(checkpoint)
@@ -344,12 +353,15 @@ def evaluate_checkpoint(
     results["paired"] = paired_differences(
         tops, rset.truth, n_boot=params.bootstrap_samples, alpha=alpha, seed=seed
     )
-    results["serving_sweep"] = serving_sweep(model, data, serving)
-    results["history_truncation"] = history_truncation(model, data, serving)
+    sample = {"max_users": params.max_users, "seed": seed}
+    results["serving_sweep"] = serving_sweep(model, data, serving, **sample)
+    results["history_truncation"] = history_truncation(model, data, serving, **sample)
     results["setup"] = {
         "split": "test",
         "cutoff_day": data.cutoffs["test"],
         "n_items": data.n_items,
+        "buyers": int(np.unique(data.user[data.split == SPLIT_CODES["test"]]).size),
+        "max_users": params.max_users,
         "ranking": "full catalogue, no sampled negatives",
         "similarity": describe(serving, model.config.temperature),
         "popularity_prior": serving.popularity_prior,

@@ -24,6 +24,9 @@ class EvaluateParams(Section):
     bootstrap_samples: int = Field(gt=0)
     confidence: float = Field(gt=0, lt=1)  # of every bootstrap interval
     max_k: int = Field(ge=50)  # the recall@k curve runs k = 1 .. max_k
+    # buyers of a week that the evaluation scores (test, and the serving sweep's val and test): 0 = all,
+    # else a seeded uniform sample of this many, the same users for every model and baseline
+    max_users: int = Field(ge=0)
     trending_weeks: int = Field(gt=0)
     trending_half_life_days: float = Field(gt=0)
     repurchase_half_life_days: float = Field(gt=0)

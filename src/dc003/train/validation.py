@@ -34,12 +34,17 @@ class RetrievalSet:
     truth: list[np.ndarray]
 
 
-def retrieval_set(data: TrainingData, split: str) -> RetrievalSet:
+def retrieval_set(data: TrainingData, split: str, max_users: int = 0, seed: int = 0) -> RetrievalSet:
+    """Every buyer of ``split`` with their first row and the items they bought; with ``max_users`` > 0 and
+    more buyers than that, a uniform sample of that many (``seed``: the same users on every call)."""
     rows = np.flatnonzero(data.split == SPLIT_CODES[split])
     users, first = np.unique(data.user[rows], return_index=True)
     bounds = np.r_[first, rows.size]
-    truth = [np.unique(data.item[rows[bounds[i] : bounds[i + 1]]]) for i in range(users.size)]
-    return RetrievalSet(split=split, query_rows=rows[first], users=users, truth=truth)
+    keep = np.arange(users.size)
+    if 0 < max_users < users.size:
+        keep = np.sort(np.random.default_rng(seed).choice(users.size, size=max_users, replace=False))
+    truth = [np.unique(data.item[rows[bounds[i] : bounds[i + 1]]]) for i in keep]
+    return RetrievalSet(split=split, query_rows=rows[first[keep]], users=users[keep], truth=truth)
 
 
 @torch.no_grad()
