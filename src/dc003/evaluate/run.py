@@ -353,9 +353,9 @@ def evaluate_checkpoint(
     results["paired"] = paired_differences(
         tops, rset.truth, n_boot=params.bootstrap_samples, alpha=alpha, seed=seed
     )
-    sample = {"max_users": params.max_users, "seed": seed}
-    results["serving_sweep"] = serving_sweep(model, data, serving, **sample)
-    results["history_truncation"] = history_truncation(model, data, serving, **sample)
+    n = params.max_users
+    results["serving_sweep"] = serving_sweep(model, data, serving, max_users=n, seed=seed)
+    results["history_truncation"] = history_truncation(model, data, serving, max_users=n, seed=seed)
     results["setup"] = {
         "split": "test",
         "cutoff_day": data.cutoffs["test"],
