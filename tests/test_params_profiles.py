@@ -47,6 +47,22 @@ def test_the_full_scale_profile_applies_at_hm_size_from_either_source() -> None:
     assert base.phase_1.examples_per_epoch == 0 and base.phase_2.examples_per_epoch == 0
 
 
+def test_the_full_scale_budgets_reach_the_training_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dc003.train.run import _settings
+
+    monkeypatch.chdir(REPO)
+    overrides = load_profile(FULL).overrides
+    for n in (1, 2, 3, 4):
+        phase = f"phase_{n}"
+        view = getattr(load_sections("params.yaml", ("seed", phase), profile=FULL), phase)
+        loop = _settings(phase, 42, view)
+        assert loop.val_max_users == overrides[f"{phase}.val_max_users"] > 0
+        budget = overrides.get(f"{phase}.examples_per_epoch", view.examples_per_epoch)
+        assert loop.examples_per_epoch == budget
+        plain = _settings(phase, 42, getattr(load_sections("params.yaml", ("seed", phase)), phase))
+        assert plain.val_max_users == 0  # params.yaml alone: every val buyer
+
+
 def test_a_profile_without_a_customer_bound_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "profile.yaml"
     text = (REPO / FULL).read_text(encoding="utf-8")

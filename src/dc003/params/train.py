@@ -58,6 +58,9 @@ class PhaseParams(Section):
     scheduler: Scheduler
     # training examples drawn (without replacement) per epoch; 0 = every train-split interaction
     examples_per_epoch: int = Field(ge=0)
+    # val-week buyers whose retrieval metrics are measured after each epoch: 0 = all, else a seeded
+    # sample of this many (the same users every epoch); the val loss still covers every val interaction
+    val_max_users: int = Field(ge=0)
 
 
 class Phase1Params(PhaseParams):

@@ -53,6 +53,7 @@ class LoopSettings:
     mixed_precision: bool
     scheduler: str
     examples_per_epoch: int = 0
+    val_max_users: int = 0  # val buyers sampled for the per-epoch retrieval metrics (0 = all)
     gradient_accumulation: int = 1
     min_learning_rate: float = 0.0
     restart_epochs: int = 1

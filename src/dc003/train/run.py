@@ -100,6 +100,7 @@ def _settings(name: str, seed: int, p: PhaseParams, **extra: Any) -> LoopSetting
         mixed_precision=p.mixed_precision,
         scheduler=p.scheduler,
         examples_per_epoch=p.examples_per_epoch,
+        val_max_users=p.val_max_users,
         **extra,
     )
 
@@ -151,7 +152,7 @@ def _train(
     from dc003.train.validation import retrieval_metrics, retrieval_set, validation_loss
 
     _check_examples(name, data, recipe, paths.dataset_dir)
-    rset = retrieval_set(data, "val")
+    rset = retrieval_set(data, "val", settings.val_max_users, settings.seed)
 
     def validate(m: TwoTowerModel) -> dict[str, float]:
         out = {"val/loss": validation_loss(m, recipe, settings.batch_size, settings.seed)}
