@@ -10,9 +10,9 @@ stage applies by itself above its customer count (``dc003 params check`` lists i
 holds the wall time, CPU time and peak RSS of ``dvc repro -s STAGE`` and everything under it (os.wait4 of
 the DVC process: the stage's own Python process included), the load average before and after (the
 machine may be shared), and the output sizes DVC recorded in dvc.lock. After ``promote`` it adds the
-evaluation's model-vs-baseline table (metrics/evaluation.json of the run) and ``dc003 recommend`` timed in
-fresh processes for a known and an unknown customer. Re-running resumes: stages already measured whose
-outputs DVC still finds up to date are kept.
+evaluation's table of the two-tower and every baseline (metrics/evaluation_results.json of the run), the
+gates, and ``dc003 recommend`` timed in fresh processes for a known and an unknown customer. Re-running
+resumes: stages already measured whose outputs DVC still finds up to date are kept.
 """
 
 from __future__ import annotations
@@ -117,8 +117,31 @@ def recommend_times(workdir: Path, log: Path, repeats: int = 3) -> dict[str, Any
 
 def quality(workdir: Path) -> dict[str, Any]:
     """The evaluation's test-week table: two-tower and every baseline on the same users."""
-    ev = json.loads((workdir / "metrics/evaluation.json").read_text())
-    return {k: ev[k] for k in ("models", "users", "paired_bootstrap") if k in ev} or ev
+    ev = json.loads((workdir / "metrics/evaluation_results.json").read_text())
+    setup = ev["setup"]
+    return {
+        "users": ev["users"],
+        "buyers_in_test_week": setup.get("buyers"),
+        "max_users": setup.get("max_users"),
+        "models": ev["models"],
+        "intervals": ev["intervals"],
+        "paired_two_tower_minus": ev["paired"],
+        "gates": [
+            {k: g[k] for k in ("name", "observed", "threshold", "status")}
+            for g in json.loads((workdir / "metrics/gates.json").read_text())["gates"]
+        ],
+    }
+
+
+def data_facts(workdir: Path) -> dict[str, Any]:
+    """What the run ran on: the dataset manifest's row counts, raw rows read, and the profile it chose."""
+    manifest = json.loads((workdir / "data/dataset/manifest.json").read_text())
+    return {
+        "params_profile": manifest.get("params_profile"),
+        "raw_rows_read": {name: info["rows_read"] for name, info in manifest["raw"].items()},
+        "dataset_rows": manifest["counts"],
+        "splits": {name: split["cutoff_date"] for name, split in manifest["splits"]["splits"].items()},
+    }
 
 
 def prepare(workdir: Path) -> None:
@@ -136,6 +159,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "reports/scale_full.json")
     ap.add_argument("--prepare", action="store_true", help="git clone this repository into --workdir first")
     ap.add_argument("--until", choices=STAGES, default="promote", help="stop after this stage")
+    ap.add_argument("--note", action="append", default=[], help="a line for the report's notes")
     args = ap.parse_args()
     workdir = args.workdir.resolve()
     if args.prepare:
@@ -145,6 +169,7 @@ def main() -> None:
         raise SystemExit(f"{workdir / 'params.yaml'}: data.scale is {scale!r}; this script runs 'full'")
     report: dict[str, Any] = json.loads(args.out.read_text()) if args.out.is_file() else {}
     report.setdefault("stages", {})
+    report["notes"] = [*report.get("notes", []), *args.note]
     report["machine"] = {
         "cpus": os.cpu_count(),
         "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
@@ -167,6 +192,10 @@ def main() -> None:
         print(f"{stage}: {row['seconds']} s, peak {row['peak_rss_gb']} GB", flush=True)
         if row["exit_code"] != 0:
             raise SystemExit(f"{stage} failed (exit {row['exit_code']}): see {log}")
+        if stage == "dataset":
+            report["data"] = data_facts(workdir)
+    if "data" not in report and (workdir / "data/dataset/manifest.json").is_file():
+        report["data"] = data_facts(workdir)
     if args.until == "promote":
         report["quality"] = quality(workdir)
         report["recommend"] = recommend_times(workdir, log)
