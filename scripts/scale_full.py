@@ -23,6 +23,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,20 +40,20 @@ RSS_LIMIT_GB = 16.0  # issue 15: no stage may exceed it on the 24 GB machine
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DVC_NO_ANALYTICS="1", GX_ANALYTICS_ENABLED="false", ORT_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1"
-    )
+    from dc003._env import OFFLINE_ENV
+
+    env = {**os.environ, **OFFLINE_ENV}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 
 
-def measure(cmd: list[str], cwd: Path, log: Path) -> dict[str, Any]:
-    """Run ``cmd``; wall and CPU seconds and peak RSS of it and every process it waited for."""
+def measure(cmd: list[str], cwd: Path, log: Path, stdout: Path | None = None) -> dict[str, Any]:
+    """Run ``cmd`` (its output appended to ``log``, or its stdout written to ``stdout``); wall and CPU
+    seconds and peak RSS of it and every process it waited for."""
     load = os.getloadavg()
     started = time.perf_counter()
-    with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=_env(), stdout=out, stderr=subprocess.STDOUT)
+    with log.open("ab") as err, stdout.open("wb") if stdout else log.open("ab") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=_env(), stdout=out, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
     return {
         "seconds": round(time.perf_counter() - started, 1),
@@ -94,24 +95,26 @@ def recommend_times(workdir: Path, log: Path, repeats: int = 3) -> dict[str, Any
     users = pl.scan_parquet(dataset / "users_test.parquet").filter(pl.col("user_idx") == buyer)
     known = str(users.select("customer_id").collect().item())
     result: dict[str, Any] = {}
-    for name, customer in (("known", known), ("unknown", "not-a-customer-of-this-dataset")):
-        runs = []
-        for _ in range(repeats):
-            cmd = ["dc003", "recommend", "--customer", customer, "--k", "12", "--json"]
-            runs.append(measure(cmd, workdir, log))
-            if runs[-1]["exit_code"] != 0:
-                raise SystemExit(f"dc003 recommend failed for the {name} customer: see {log}")
-        answer = subprocess.run(cmd, cwd=workdir, env=_env(), capture_output=True, text=True, check=True)
-        reply = json.loads(answer.stdout)
-        secs = sorted(r["seconds"] for r in runs)
-        result[name] = {
-            "customer_id": customer,
-            "cold_start": reply["cold_start"],
-            "top_3": [item["article_id"] for item in reply["items"][:3]],
-            "seconds_median": secs[len(secs) // 2],
-            "seconds_max": secs[-1],
-            "peak_rss_gb": max(r["peak_rss_gb"] for r in runs),
-        }
+    with tempfile.TemporaryDirectory(prefix="scale_full_") as tmp:
+        replies = Path(tmp)
+        for name, customer in (("known", known), ("unknown", "not-a-customer-of-this-dataset")):
+            runs = []
+            reply_file = replies / f"{name}.json"
+            for _ in range(repeats):
+                cmd = ["dc003", "recommend", "--customer", customer, "--k", "12", "--json"]
+                runs.append(measure(cmd, workdir, log, stdout=reply_file))
+                if runs[-1]["exit_code"] != 0:
+                    raise SystemExit(f"dc003 recommend failed for the {name} customer: see {log}")
+            reply = json.loads(reply_file.read_text())
+            secs = sorted(r["seconds"] for r in runs)
+            result[name] = {
+                "customer_id": customer,
+                "cold_start": reply["cold_start"],
+                "top_3": [item["article_id"] for item in reply["items"][:3]],
+                "seconds_median": secs[len(secs) // 2],
+                "seconds_max": secs[-1],
+                "peak_rss_gb": max(r["peak_rss_gb"] for r in runs),
+            }
     return result
 
 
