@@ -363,6 +363,28 @@ def test_new_item_prior_gives_never_sold_items_a_sold_quantile() -> None:
     np.testing.assert_allclose(on[:4], off[:4])  # sold items keep their measured popularity
 
 
+def test_served_item_inputs_give_never_sold_items_the_prior_s_popularity() -> None:
+    """The item tower reads a never-sold item's popularity_score as the new-item prior does; sold items and
+    the other numerical inputs stay as measured, and without the knob nothing changes."""
+    config = tiny_config()
+    names = [n.name for n in config.item_tower.numerical]
+    j = names.index(serving_score.POPULARITY)
+    num = np.random.default_rng(0).uniform(0.0, 1.0, (6, len(names))).astype(np.float32)
+    num[:, j] = [0.0, 0.1, 0.2, 0.4, 0.0, np.nan]
+    never = np.array([False, False, False, False, True, True])
+    on = serving_score.served_item_numerical(
+        num, config, SERVING.model_copy(update={"new_item_quantile": 0.5}), never
+    )
+    np.testing.assert_allclose(on[4:, j], 0.2)  # the median of the sold items' 0.1, 0.2, 0.4
+    prior = serving_score.popularity_prior(num[:, j], 1e-3, never, 0.5)
+    np.testing.assert_allclose(serving_score.popularity_prior(on[:, j], 1e-3, never, 0.5), prior)
+    np.testing.assert_array_equal(on[:4], num[:4])
+    np.testing.assert_array_equal(np.delete(on, j, axis=1), np.delete(num, j, axis=1))
+    off = serving_score.served_item_numerical(num, config, SERVING, never)
+    np.testing.assert_array_equal(off, num)
+    assert off is not num  # a copy: the dataset's arrays are never written to
+
+
 def test_search_with_the_repurchase_bonus_is_the_exact_ranking() -> None:
     """FAISS's top k merged with the rescored history items is the full-catalogue ranking of
     cosine + prior + bonus that the evaluation uses."""

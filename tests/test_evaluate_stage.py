@@ -263,7 +263,8 @@ def test_serving_sweep_rows_match_the_scored_two_tower(outputs: tuple[Path, dict
 
 def test_new_item_prior_and_repurchase_boost_are_the_served_score(tiny_run: Path) -> None:
     """The two-tower's ranking with both knobs on is cosine + prior (never-sold items at the quantile of
-    the sold items' popularity) + boost x temperature x log(1 + times bought in the history), by hand."""
+    the sold items' popularity, in the prior and in the item tower's input) + boost x temperature x
+    log(1 + times bought in the history), by hand."""
     from dc003.evaluate.run import two_tower_top_k
     from dc003.model.checkpoint import load_model
     from dc003.scoring.ranking import top_k_from_scores
@@ -282,13 +283,19 @@ def test_new_item_prior_and_repurchase_boost_are_the_served_score(tiny_run: Path
     rset = retrieval_set(data, "test")
     cpu = torch.device("cpu")
     users = np.asarray(embed_users(model, data, "test", rset.query_rows, 50, cpu))
-    items = np.asarray(embed_items(model, ItemTable.build(data, "test", cpu)))
     names = [n.name for n in model.config.item_tower.numerical]
     pop = data.features["test"].item_num[:, names.index(POPULARITY)].astype(np.float64)
     never = data.never_sold("test")
     assert np.flatnonzero(never).tolist() == [3, 7]
     assert not np.isin(np.flatnonzero(never), data.item[data.day < data.cutoffs["test"]]).any()
     pop = np.where(never, np.quantile(pop[(pop > 0) & ~never], 0.5), pop)
+    # the item tower reads the same imputed popularity for the never-sold items
+    table = ItemTable.build(data, "test", cpu)
+    as_sold = np.asarray(embed_items(model, table))
+    table.features.numerical[:, names.index(POPULARITY)] = torch.from_numpy(pop.astype(np.float32))
+    items = np.asarray(embed_items(model, table))
+    np.testing.assert_array_equal(items[~never], as_sold[~never])
+    assert not np.array_equal(items[never], as_sold[never])
     tau = model.config.temperature
     hist, pad = history_window(data, rset.query_rows, 50)
     counts = np.zeros((rset.users.size, data.n_items))

@@ -141,6 +141,49 @@ def test_a_batch_never_mixes_train_weeks(tiny: tuple[Path, TrainingData]) -> Non
         assert np.unique(data.period[recipe.examples["train"][pos]]).size == 1
 
 
+def test_history_dropout_shows_some_train_baskets_as_a_cold_customer(tiny: tuple[Path, TrainingData]) -> None:
+    """A dropped basket has no history and the profile columns every customer without purchases shares
+    (found from the data: no lifetime, purchases or preferred channel); its own age and club status stay.
+    Val batches, and every batch at dropout 0, are as before."""
+    import dataclasses
+
+    from dc003.train.recipes import cold_profile
+
+    _, data = tiny
+    # customers 0-3 have no purchase before the train cutoff: their profile is a cold customer's
+    early = np.isin(data.user, [0, 1, 2, 3]) & (data.day < data.cutoffs["train"])
+    assert early.any()
+    keep = ~early
+    data = dataclasses.replace(
+        data, user=data.user[keep], item=data.item[keep], day=data.day[keep], split=data.split[keep],
+        hist_start=data.hist_start[keep], hist_end=data.hist_end[keep], period=data.period[keep],
+    )  # fmt: skip
+    (cat_cols, cat_vals), (num_cols, num_vals) = cold_profile(data)
+    cold = data.features["train"]
+    for j, v in zip(num_cols, num_vals, strict=True):
+        assert (np.nan_to_num(cold.user_num[[0, 1, 2, 3], j]) == v).all()
+    varies = [j for j in range(cold.user_num.shape[1]) if np.unique(cold.user_num[[0, 1, 2, 3], j]).size > 1]
+    assert varies and not set(varies) & set(num_cols)  # e.g. age: the customer's own
+    base = _recipe(data)
+    drop = dataclasses.replace(base, history_dropout=0.5)
+    pos = np.arange(64)
+    users0, _, _ = base.batch("train", pos, np.random.default_rng(0))
+    users1, _, _ = drop.batch("train", pos, np.random.default_rng(0))
+    dropped = users1.history_padding.all(1) & ~users0.history_padding.all(1)
+    assert 0 < int(dropped.sum()) < dropped.numel()
+    kept = ~users1.history_padding.all(1)
+    assert torch.equal(users1.history[kept], users0.history[kept])
+    for j, v in zip(num_cols, num_vals, strict=True):
+        assert (users1.numerical[dropped, j] == v).all()
+    for j, v in zip(cat_cols, cat_vals, strict=True):
+        assert (users1.categorical[dropped, j] == int(v)).all()
+    others = [j for j in range(users0.numerical.shape[1]) if j not in num_cols]
+    assert torch.equal(users1.numerical[:, others].nan_to_num(), users0.numerical[:, others].nan_to_num())
+    val0, _, _ = base.batch("val", np.arange(16), np.random.default_rng(0))
+    val1, _, _ = drop.batch("val", np.arange(16), np.random.default_rng(0))
+    assert torch.equal(val0.history_padding, val1.history_padding)
+
+
 def test_epoch_order_keeps_baskets_whole_and_covers_everything(tiny: tuple[Path, TrainingData]) -> None:
     _, data = tiny
     rows = data.rows("train")

@@ -139,9 +139,8 @@ def run_export(
     from dc003.model import checkpoint
     from dc003.scoring.serving_score import configured_prior, describe
     from dc003.text.embed import load_item_text
-    from dc003.train.batches import ItemTable
     from dc003.train.data import load_training_data
-    from dc003.train.validation import retrieval_set, stored_token_user_embeddings
+    from dc003.train.validation import retrieval_set, served_catalogue, stored_token_user_embeddings
 
     started = time.perf_counter()
     torch.set_num_threads(1)
@@ -153,10 +152,11 @@ def run_export(
     max_len = model.config.user_tower.sequence.max_len
     out_dir.mkdir(parents=True, exist_ok=True)
     cpu = torch.device("cpu")
-    # the catalogue as served: the user tower's history tokens are made from it, stored in the model (and
-    # so in its ONNX graph) before export
-    table = ItemTable.build(data, SERVING_SPLIT, cpu)
-    ref_items = model.set_item_tokens(table.features)
+    # the catalogue as served (never-sold items' inputs as params serving impute them, as the evaluation
+    # ranks it): the user tower's history tokens are made from it, stored in the model (and so in its ONNX
+    # graph) before export
+    ref_items, item_num = served_catalogue(model, data, SERVING_SPLIT, serving_params)
+    feats = data.features[SERVING_SPLIT]
 
     conversion: dict[str, Any] = {"ok": False, "error": None}
     try:
@@ -168,7 +168,6 @@ def run_export(
         raise
 
     # serving inputs as of the test cutoff
-    feats = data.features[SERVING_SPLIT]
     hist, length = history_before(data, data.cutoffs[SERVING_SPLIT], max_len)
     users = UserTable(feats.user_cat.astype(np.int64), feats.user_num.astype(np.float32), hist, length)
     _write_users(out_dir / layout.USER_FEATURES, users)
@@ -178,7 +177,7 @@ def run_export(
     # PyTorch reference on the test users and the whole catalogue
     rset = retrieval_set(data, SERVING_SPLIT)
     ref_users = stored_token_user_embeddings(model, data, SERVING_SPLIT, rset.query_rows, max_len, cpu)
-    catalogue = (feats.item_cat, feats.item_num, data.item_text)
+    catalogue = (feats.item_cat, item_num, data.item_text)
     test_users = users.rows(rset.users)
 
     results: dict[str, Any] = {}
@@ -214,9 +213,7 @@ def run_export(
     user_emb, item_emb = served
     _write_npy(out_dir / layout.ITEM_EMBEDDINGS, item_emb)
     # the popularity prior (params serving) as of the serving cutoff: extra coordinates of the index
-    prior, weight = configured_prior(
-        feats.item_num, model.config, serving_params, data.never_sold(SERVING_SPLIT)
-    )
+    prior, weight = configured_prior(item_num, model.config, serving_params, data.never_sold(SERVING_SPLIT))
     flat = retrieval.flat_index(item_emb, prior)
     retrieval.write_index(flat, out_dir / layout.INDEX)
     k = min(parity.K, item_emb.shape[0])

@@ -268,8 +268,9 @@ _KNOB_TEXT = {
     ),
     "new_item_quantile": (
         "New-item prior",
-        "An item never sold before the cutoff takes this quantile of the sold items' popularity_score in the "
-        "prior (`serving.new_item_quantile`; off = log({floor:g}), ranked below everything).",
+        "An item never sold before the cutoff takes this quantile of the sold items' popularity_score, in "
+        "the prior and as the item tower's popularity input (`serving.new_item_quantile`; off = popularity "
+        "0: log({floor:g}) in the prior, ranked below everything).",
     ),
     "repurchase_boost": (
         "Repurchase boost",

@@ -113,7 +113,7 @@ def two_tower_vectors(
 ) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix | None]:
     """``(queries, item vectors, repurchase bonus)`` as the serving index holds them
     (:mod:`dc003.scoring.serving_score`): inner product plus bonus is the serving score."""
-    return serving_vectors(model, data, rset, *_embeddings(model, data, rset), serving)
+    return serving_vectors(model, data, rset, *_embeddings(model, data, rset, serving), serving)
 
 
 def serving_vectors(
@@ -141,21 +141,20 @@ def serving_vectors(
 
 
 def _embeddings(
-    model: TwoTowerModel, data: TrainingData, rset: RetrievalSet
+    model: TwoTowerModel, data: TrainingData, rset: RetrievalSet, serving: ServingParams
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(user embeddings, item embeddings, the items' raw numerical inputs)`` as of ``rset``'s split."""
+    """``(user embeddings, item embeddings, the items' raw numerical inputs)`` as of ``rset``'s split, the
+    catalogue as served (:func:`dc003.train.validation.served_catalogue`)."""
     import torch
 
-    from dc003.train.batches import ItemTable
-    from dc003.train.validation import stored_token_user_embeddings
+    from dc003.train.validation import served_catalogue, stored_token_user_embeddings
 
-    device = torch.device("cpu")
-    model.eval()
-    table = ItemTable.build(data, rset.split, device)
-    items = model.set_item_tokens(table.features)
+    items, numerical = served_catalogue(model, data, rset.split, serving)  # stores the history tokens
     max_len = model.config.user_tower.sequence.max_len
-    users = stored_token_user_embeddings(model, data, rset.split, rset.query_rows, max_len, device)
-    return np.asarray(users), np.asarray(items), table.features.numerical.cpu().numpy()
+    users = stored_token_user_embeddings(
+        model, data, rset.split, rset.query_rows, max_len, torch.device("cpu")
+    )
+    return np.asarray(users), items, numerical
 
 
 TRUNCATION = (0, 1, 5, 15, 50)  # purchases the two-tower may see in the history-truncation probe
@@ -188,7 +187,7 @@ def history_truncation(
     assert segs.user_purchases is not None
     keep = np.flatnonzero(segs.user_purchases >= min_purchases)
     rset = RetrievalSet("test", full.query_rows[keep], full.users[keep], [full.truth[i] for i in keep])
-    _, items, numerical = _embeddings(model, data, rset)  # stores the test catalogue's history tokens
+    _, items, numerical = _embeddings(model, data, rset, serving)  # stores the test history tokens
     rows = []
     for seen in TRUNCATION:
         users = stored_token_user_embeddings(model, data, "test", rset.query_rows, seen, torch.device("cpu"))
@@ -205,7 +204,7 @@ def history_truncation(
 # each serving knob swept with the others at the run's values (null = off)
 SWEEP_GRIDS: dict[str, tuple[float | None, ...]] = {
     "popularity_prior": (0.0, 0.25, 0.5, 0.75, 1.0),
-    "new_item_quantile": (None, 0.25, 0.5, 0.75, 0.9),
+    "new_item_quantile": (None, 0.25, 0.5, 0.75, 0.85, 0.9, 0.95),
     "repurchase_boost": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
 }
 
@@ -225,7 +224,7 @@ def serving_sweep(
     from dc003.evaluate.segments import K, segments_before, split_repurchases, split_truth
     from dc003.scoring.metrics import coverage_at_k, ndcg_at_k, recall_at_k
     from dc003.scoring.ranking import top_k_scores
-    from dc003.train.validation import retrieval_set
+    from dc003.train.validation import retrieval_set, served_catalogue
 
     def mean(values: np.ndarray) -> float | None:
         finite = values[~np.isnan(values)]
@@ -235,26 +234,30 @@ def serving_sweep(
     knobs: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in grids}
     for split in ("val", "test"):
         rset = retrieval_set(data, split, max_users, seed)
-        embedded = _embeddings(model, data, rset)
+        users, items, numerical = _embeddings(model, data, rset, serving)
         segs = segments_before(
             data.user, data.item, data.day, cutoff_day=data.cutoffs[split], users=rset.users,
             n_items=data.n_items,
         )  # fmt: skip
-        cold, _ = split_truth(rset.truth, segs.cold_item)
+        cold, warm = split_truth(rset.truth, segs.cold_item)
         assert segs.bought is not None
         again, _ = split_repurchases(rset.truth, segs.bought)
         for name, grid in grids.items():
             rows = []
             for value in grid:
                 knob = serving.model_copy(update={name: value})
-                queries, items, bonus = serving_vectors(model, data, rset, *embedded, knob)
-                top = top_k_scores(queries, items, K, bonus=bonus)
+                vecs, num = (items, numerical)
+                if name == "new_item_quantile":  # the never-sold items' tower inputs change with it
+                    vecs, num = served_catalogue(model, data, split, knob)
+                queries, index, bonus = serving_vectors(model, data, rset, users, vecs, num, knob)
+                top = top_k_scores(queries, index, K, bonus=bonus)
                 rows.append({
                     name: value,
                     "recall_50": mean(recall_at_k(top, rset.truth, K)),
                     "ndcg_10": mean(ndcg_at_k(top, rset.truth, 10)),
                     "coverage_50": coverage_at_k(top, data.n_items, K),
                     "cold_items_recall_50": mean(recall_at_k(top, cold, K)),
+                    "warm_items_recall_50": mean(recall_at_k(top, warm, K)),
                     "repurchases_recall_50": mean(recall_at_k(top, again, K)),
                 })  # fmt: skip
             knobs[name][split] = rows

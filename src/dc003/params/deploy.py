@@ -25,10 +25,12 @@ class ServingParams(Section):
     )
     # added to popularity_score (0..1) before the log, so an item not sold in the window stays finite
     prior_floor: float = Field(gt=0, le=1)
-    # an item never sold before the cutoff has no popularity to measure: with the prior on, it takes this
-    # quantile of the sold items' popularity_score instead of 0 (null = off: log(prior_floor))
+    # an item never sold before the cutoff has no popularity to measure: it takes this quantile of the sold
+    # items' popularity_score instead of 0, in the prior and as the item tower's popularity input (null =
+    # off: popularity 0, log(prior_floor) in the prior)
     new_item_quantile: float | None = extension(
-        "never-sold items take this quantile of the sold items' popularity in the prior (null = off)",
+        "never-sold items take this quantile of the sold items' popularity, in the prior and in the item "
+        "tower's input (null = off)",
         ge=0,
         le=1,
     )

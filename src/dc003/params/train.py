@@ -110,6 +110,9 @@ class Phase2Params(PhaseParams):
     history_weight: float = extension(
         "phase 2 loss + weight x the same InfoNCE on the history encoder's output alone (0 = off)", ge=0
     )
+    history_dropout: float = extension(
+        "phase 2: this share of the train baskets is shown without its purchase history (0 = off)", ge=0, lt=1
+    )
 
 
 class Phase3Params(PhaseParams):

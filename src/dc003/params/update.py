@@ -36,3 +36,4 @@ class UpdateParams(PhaseParams):
     random_negatives: int = Field(ge=0)
     popularity_weight: float = Field(ge=0)
     history_weight: float = Field(ge=0)
+    history_dropout: float = Field(ge=0, lt=1)  # as phase 2's: baskets shown as a cold customer's

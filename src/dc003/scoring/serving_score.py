@@ -28,23 +28,29 @@ def normalised(x: np.ndarray) -> np.ndarray:
     return out / np.maximum(norms, 1e-12)
 
 
+def imputed_popularity(
+    popularity: np.ndarray, never_sold: np.ndarray | None = None, new_item_quantile: float | None = None
+) -> np.ndarray:
+    """DC-002's popularity_score per item (0..1; NaN = 0) with, when ``new_item_quantile`` is set, each item
+    never sold before the cutoff (``never_sold``) at that quantile of the popularity of the items sold in
+    the window: it has no sales to count, not a measured popularity of zero."""
+    pop = np.clip(np.nan_to_num(np.asarray(popularity, dtype=np.float64), nan=0.0), 0.0, None)
+    if new_item_quantile is not None and never_sold is not None:
+        sold = pop[(pop > 0) & ~never_sold]
+        if sold.size:
+            pop = np.where(never_sold, np.quantile(sold, new_item_quantile), pop)
+    return pop
+
+
 def popularity_prior(
     popularity: np.ndarray,
     floor: float,
     never_sold: np.ndarray | None = None,
     new_item_quantile: float | None = None,
 ) -> np.ndarray:
-    """``log(popularity + floor)`` per item (``popularity`` is DC-002's popularity_score in 0..1; NaN = 0).
-
-    With ``new_item_quantile``, an item never sold before the cutoff (``never_sold``) takes that quantile
-    of the popularity of the items sold in the window instead of 0: it has no sales to count, not a
-    measured popularity of zero, and ``log(floor)`` would rank it below everything."""
-    pop = np.clip(np.nan_to_num(np.asarray(popularity, dtype=np.float64), nan=0.0), 0.0, None)
-    if new_item_quantile is not None and never_sold is not None:
-        sold = pop[(pop > 0) & ~never_sold]
-        if sold.size:
-            pop = np.where(never_sold, np.quantile(sold, new_item_quantile), pop)
-    return np.log(pop + floor).astype(np.float32)
+    """``log(popularity + floor)`` per item, never-sold items as :func:`imputed_popularity` sets them
+    (without ``new_item_quantile``, ``log(floor)`` ranks them below everything)."""
+    return np.log(imputed_popularity(popularity, never_sold, new_item_quantile) + floor).astype(np.float32)
 
 
 POPULARITY = "popularity_score"  # the DC-003 item feature the prior reads
@@ -85,6 +91,22 @@ def configured_prior(
     )  # fmt: skip
 
 
+def served_item_numerical(
+    numerical: np.ndarray, config: ModelConfig, serving: ServingParams, never_sold: np.ndarray | None
+) -> np.ndarray:
+    """The item tower's raw numerical inputs as served (a copy): with ``serving.new_item_quantile``, a
+    never-sold item's popularity_score input is the same imputed value its prior uses, so the tower too
+    sees a new release as an item of that popularity rather than as one nobody buys. The evaluation
+    and the export embed the catalogue from here."""
+    out = np.array(numerical, dtype=np.float32, copy=True)
+    names = [n.name for n in config.item_tower.numerical]
+    if serving.new_item_quantile is None or never_sold is None or POPULARITY not in names:
+        return out
+    j = names.index(POPULARITY)
+    out[never_sold, j] = imputed_popularity(out[:, j], never_sold, serving.new_item_quantile)[never_sold]
+    return out
+
+
 def describe(serving: ServingParams, temperature: float) -> str:
     """The serving score in words (the evaluation's setup, the model card and the exported config)."""
     return (
@@ -94,7 +116,7 @@ def describe(serving: ServingParams, temperature: float) -> str:
             f"log(popularity_score + {serving.prior_floor}) (params serving: the popularity prior, as served"
             + (
                 f"; never-sold items at the {serving.new_item_quantile:g} quantile of the sold items' "
-                "popularity_score)"
+                "popularity_score, in the prior and in the item tower's input)"
                 if serving.new_item_quantile is not None
                 else ")"
             )

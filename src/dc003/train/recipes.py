@@ -20,6 +20,8 @@ from dc003.train.batches import ItemTable, basket_ids, epoch_order, history_wind
 from dc003.train.data import TrainingData
 
 Batch = tuple[UserFeatures, ItemFeatures, dict[str, torch.Tensor]]
+# ((categorical columns, values), (numerical columns, values)) of a customer without purchases
+ColdProfile = tuple[tuple[list[int], list[float]], tuple[list[int], list[float]]]
 
 
 @dataclass
@@ -31,11 +33,28 @@ class Recipe:
     device: torch.device
     objective: Objective
     history_weight: float = 0.0  # + weight x the objective on the history encoder alone (TwoTowerModel)
+    history_dropout: float = 0.0  # share of the train baskets shown without their history (cold users)
 
     baskets: dict[str, np.ndarray] = field(init=False)
+    cold_profile: ColdProfile | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.baskets = {s: basket_ids(self.data, rows) for s, rows in self.examples.items()}
+        self.cold_profile = cold_profile(self.data) if self.history_dropout > 0 else None
+
+    def _as_cold(self, users: UserFeatures, drop: torch.Tensor) -> UserFeatures:
+        """``users`` with the rows ``drop`` given the profile columns a customer without purchases has."""
+        assert self.cold_profile is not None
+        (cat_cols, cat_vals), (num_cols, num_vals) = self.cold_profile
+        cat, num = users.categorical.clone(), users.numerical.clone()
+        rows = drop.nonzero().squeeze(1)
+        for j, v in zip(cat_cols, cat_vals, strict=True):
+            cat[rows, j] = int(v)
+        for j, v in zip(num_cols, num_vals, strict=True):
+            num[rows, j] = float(v)
+        return UserFeatures(
+            categorical=cat, numerical=num, history=users.history, history_padding=users.history_padding
+        )
 
     def lengths(self, split: str) -> np.ndarray:
         rows = self.examples[split]
@@ -66,9 +85,16 @@ class Recipe:
             self.baskets[split][positions], return_index=True, return_inverse=True
         )
         hist, pad = history_window(self.data, rows[first], self.max_len)
+        drop = None
+        if split == "train" and self.history_dropout > 0:
+            drop = rng.random(first.size) < self.history_dropout
+            pad = pad | drop[:, None]
+            hist = np.where(pad, 0, hist)
         users = user_features(
             self.data, self.data.features[split], rows[first], self.max_len, self.device, (hist, pad)
         )
+        if drop is not None and drop.any():
+            users = self._as_cold(users, torch.from_numpy(drop).to(self.device))
         extra, labels = self.extra_items(split, positions, rows, rng)
         item_ids = np.concatenate([self.data.item[rows], extra])
         distinct, inverse = np.unique(np.concatenate([item_ids, hist[~pad]]), return_inverse=True)
@@ -85,6 +111,31 @@ class Recipe:
         self, split: str, positions: np.ndarray, rows: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
         return np.empty(0, dtype=np.int64), {}
+
+
+def cold_profile(data: TrainingData) -> ColdProfile:
+    """The user-feature columns that every customer without a purchase before the train cutoff shares
+    (e.g. no lifetime, no purchases, no preferred channel), with that shared value: ``((categorical
+    columns, values), (numerical columns, values))``. A basket shown without its history is shown with
+    these, so it looks like the cold customer it stands for; the other columns (age, club status, ...) stay
+    the customer's own. Found from the data, not from column names; no cold customer: nothing changes."""
+    feats = data.features["train"]
+    bought = np.bincount(data.user[data.day < data.cutoffs["train"]], minlength=data.n_users)
+    cold = np.flatnonzero(bought[: data.n_users] == 0)
+
+    def shared(table: np.ndarray) -> tuple[list[int], list[float]]:
+        cols: list[int] = []
+        vals: list[float] = []
+        if cold.size < 2:
+            return cols, vals
+        sub = np.nan_to_num(table[cold].astype(np.float64), nan=0.0)
+        for j in range(sub.shape[1]):
+            if np.all(sub[:, j] == sub[0, j]):
+                cols.append(j)
+                vals.append(float(sub[0, j]))
+        return cols, vals
+
+    return shared(feats.user_cat), shared(feats.user_num)
 
 
 @dataclass

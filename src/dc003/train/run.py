@@ -492,6 +492,7 @@ def run_phase_2(
             log_q=in_batch_log_q(x.data, x.examples["train"]),
             shared_negatives=params.random_negatives,
             history_weight=params.history_weight,
+            history_dropout=params.history_dropout,
             teacher=teacher_item_factors(x.data, params.distillation_teacher, seed)
             if params.distillation_weight
             else None,

@@ -203,6 +203,7 @@ def run_update_training(
             log_q=in_batch_log_q(x.data, rows),
             shared_negatives=params.random_negatives,
             history_weight=params.history_weight,
+            history_dropout=params.history_dropout,
         ), {
             "update": {
                 "warm_start": str(warm_start),

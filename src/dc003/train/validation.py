@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,6 +21,9 @@ from dc003.model.two_tower import TwoTowerModel
 from dc003.train.batches import ItemTable, user_features
 from dc003.train.data import SPLIT_CODES, TrainingData
 from dc003.train.recipes import Recipe
+
+if TYPE_CHECKING:
+    from dc003.params.deploy import ServingParams
 
 K_RECALL, K_NDCG = 50, 10
 _USER_BLOCK = 2048
@@ -90,6 +94,28 @@ def stored_token_user_embeddings(
         feats = user_features(data, data.features[split], rows[pos], max_len, device)
         out[pos] = model.get_user_embeddings(feats).float().cpu().numpy()
     return out
+
+
+@torch.no_grad()
+def served_catalogue(
+    model: TwoTowerModel, data: TrainingData, split: str, serving: ServingParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(item embeddings, raw numerical inputs)`` of the whole catalogue as of ``split``'s cutoff as the
+    export serves it and the evaluation ranks it: never-sold items' inputs per params ``serving``
+    (:func:`dc003.scoring.serving_score.served_item_numerical`). Stores the model's history tokens."""
+    from dc003.model.two_tower import ItemFeatures
+    from dc003.scoring.serving_score import served_item_numerical
+
+    model.eval()
+    cat, num = data.item_arrays(split)
+    num = served_item_numerical(num, model.config, serving, data.never_sold(split))
+    device = next(model.parameters()).device
+    features = ItemFeatures(
+        categorical=torch.from_numpy(cat).to(device),
+        numerical=torch.from_numpy(num).to(device),
+        text=torch.from_numpy(data.item_text).to(device),
+    )
+    return model.set_item_tokens(features), num
 
 
 def retrieval_metrics(
