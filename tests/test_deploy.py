@@ -415,6 +415,53 @@ def test_search_with_the_repurchase_bonus_is_the_exact_ranking() -> None:
     assert (got != plain).any()  # the bonus lifted some past purchases into the lists
 
 
+def test_blend_lists_keeps_the_head_and_fills_from_the_tail_by_hand() -> None:
+    head = np.array([[1, 2, 3, 4, 5], [7, 8, -1, -1, -1]])
+    tail = np.array([[3, 9, 1, 6, 2], [8, 9, 7, -1, -1]])
+    hs, ts = np.arange(10, 0, -2, dtype=np.float32)[None].repeat(2, 0), -np.arange(5, dtype=np.float32)[None]
+    items, scores = serving_score.blend_lists(head, tail, 2, hs, ts.repeat(2, 0))
+    np.testing.assert_array_equal(items, [[1, 2, 3, 9, 6], [7, 8, 9, -1, -1]])
+    assert scores is not None
+    np.testing.assert_array_equal(scores[0], [10, 8, -0, -1, -3])  # each item with the score that placed it
+    same, _ = serving_score.blend_lists(head, tail, 5)
+    np.testing.assert_array_equal(same, head)  # head_k >= k: one ranking
+    with pytest.raises(ValueError, match="must match the head"):
+        serving_score.blend_lists(head, tail[:, :3], 2)
+
+
+def test_search_with_a_tail_prior_is_the_evaluation_s_blended_list() -> None:
+    """FAISS serves the list the evaluation scores: the first head_k by cosine + prior (+ bonus), the rest
+    by cosine + tail prior (+ bonus), the head's items skipped; by hand from the full score matrices."""
+    from dc003.scoring.ranking import top_k_from_scores
+
+    rng = np.random.default_rng(5)
+    items, queries = rng.normal(size=(300, 16)), rng.normal(size=(20, 16))
+    pop = rng.random(300) ** 3
+    prior = serving_score.popularity_prior(pop, 1e-3)
+    history = rng.integers(0, 300, size=(20, 6))
+    bonus = serving_score.repurchase_bonus(history, np.full(20, 6), 300, 1.0, 0.08)
+    knobs = SERVING.model_copy(update={"tail_prior": 0.1, "head_k": 10})
+    weight, tail = serving_score.prior_weight(0.5, 0.08), serving_score.tail_weight(knobs, 0.08)
+    assert tail == pytest.approx(0.008)
+    cosine = serving_score.normalised(queries) @ serving_score.normalised(items).T + bonus.toarray()
+    head_rank = top_k_from_scores(cosine + 0.5 * 0.08 * np.log(pop + 1e-3), 40)
+    tail_rank = top_k_from_scores(cosine + 0.1 * 0.08 * np.log(pop + 1e-3), 40)
+    want = [
+        np.concatenate([h[:10], [i for i in t if i not in h[:10]][:30]])
+        for h, t in zip(head_rank, tail_rank, strict=True)
+    ]
+    _, got = retrieval.search(retrieval.flat_index(items, prior), queries, 40, weight, bonus, tail, 10)
+    np.testing.assert_array_equal(got, want)
+    evaluated = serving_score.served_top_k(
+        serving_score.query_vectors(queries, weight), serving_score.index_vectors(items, prior), 40, knobs,
+        0.08, bonus=bonus,
+    )  # fmt: skip
+    np.testing.assert_array_equal(evaluated, want)
+    assert (got[:, 10:] != head_rank[:, 10:]).any()  # the tail prior changed the rest of some lists
+    no_prior = SERVING.model_copy(update={"popularity_prior": 0.0, "tail_prior": 0.1})
+    assert serving_score.tail_weight(no_prior, 0.08) is None  # no prior coordinate: nothing to change
+
+
 def test_hnsw_with_the_prior_finds_what_the_exact_index_finds() -> None:
     # a prior spread like the default run's (log of 0.001 .. 1): without evened-out norms HNSW recall fell
     # to ~0.45 there
@@ -499,6 +546,33 @@ def test_export_without_a_prior_serves_the_plain_cosine(exported: dict[str, Any]
     emb = serving.embed_users(sess, users.categorical, users.numerical, users.history, users.history_length)
     scores = (emb @ np.load(arts / layout.ITEM_EMBEDDINGS).T)[0]
     assert [r["article_id"] for r in out["items"]] == [f"{i:010d}" for i in np.argsort(-scores)[:7]]
+
+
+def test_recommend_serves_the_tail_prior_the_export_records(exported: dict[str, Any], tmp_path: Path) -> None:
+    """With serving.tail_prior the export records the tail's query weight and head_k, and `dc003 recommend`
+    lists the first head_k by cosine + prior, then the rest by cosine + tail prior (head items skipped)."""
+    root = exported["root"]
+    arts = tmp_path / "artifacts"
+    knobs = SERVING.model_copy(update={"tail_prior": 0.0, "head_k": 3})
+    run_export(
+        EXPORT, knobs, root / "checkpoints" / "best_model.pt", root / "dataset", root / "text", arts,
+        tmp_path / "report.json", REPO / "contracts/dc003.yaml",
+    )  # fmt: skip
+    config = json.loads((arts / layout.MODEL_CONFIG).read_text())["serving"]
+    tau = tiny_config().temperature
+    assert config["tail_prior"] == 0.0 and config["tail_weight"] == 0.0 and config["head_k"] == 3
+    assert config["prior_weight"] == pytest.approx(0.5 * tau)
+    out = _recommend(arts, "--customer", f"{5:064x}", "-k", "12")
+    users = serving.UserTable.load(arts / layout.USER_FEATURES).rows(np.array([5]))
+    sess = serving.session(arts / layout.USER_TOWER_FP32)
+    emb = serving.embed_users(sess, users.categorical, users.numerical, users.history, users.history_length)
+    cosine = (emb @ np.load(arts / layout.ITEM_EMBEDDINGS).T)[0]
+    one_ranking = np.argsort(-(cosine + 0.5 * tau * np.log(_test_popularity(root) + 1e-3)), kind="stable")
+    head = one_ranking[:3]
+    tail = [i for i in np.argsort(-cosine, kind="stable") if i not in head][:9]
+    assert tail != one_ranking[3:12].tolist()  # the tail prior changes this list
+    assert [r["article_id"] for r in out["items"]] == [f"{i:010d}" for i in [*head, *tail]]
+    np.testing.assert_allclose([r["score"] for r in out["items"]][3:], cosine[tail], atol=1e-5)
 
 
 def test_recommend_unknown_customer_takes_the_cold_start_path(exported: dict[str, Any]) -> None:

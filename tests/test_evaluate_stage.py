@@ -239,8 +239,13 @@ def test_two_tower_ranks_by_cosine_plus_the_popularity_prior(tiny_run: Path) -> 
 def test_serving_sweep_rows_match_the_scored_two_tower(outputs: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
     out, results = outputs
     sweep = results["serving_sweep"]
-    assert sweep["chosen"] == {"popularity_prior": 0.5, "new_item_quantile": None, "repurchase_boost": 0.0}
-    assert set(sweep["knobs"]) == {"popularity_prior", "new_item_quantile", "repurchase_boost"}
+    assert sweep["chosen"] == {
+        "popularity_prior": 0.5,
+        "new_item_quantile": None,
+        "repurchase_boost": 0.0,
+        "tail_prior": None,
+    }
+    assert set(sweep["knobs"]) == {"popularity_prior", "new_item_quantile", "repurchase_boost", "tail_prior"}
     for name, splits in sweep["knobs"].items():
         assert set(splits) == {"val", "test"}
         rows = splits["test"]
@@ -259,6 +264,11 @@ def test_serving_sweep_rows_match_the_scored_two_tower(outputs: tuple[Path, dict
     assert "#### Popularity prior" in card and "| 0.5 (this run) |" in card
     assert "#### New-item prior" in card and "| off (this run) |" in card
     assert "#### Repurchase boost" in card
+    # the tail prior re-ranks only the list after its first head_k (10): NDCG@10 is the same in every row
+    tail_rows = sweep["knobs"]["tail_prior"]["test"]
+    assert [r["tail_prior"] for r in tail_rows] == [None, 0.0, 0.1, 0.15, 0.25, 0.35]
+    assert len({r["ndcg_10"] for r in tail_rows}) == 1
+    assert "#### Tail prior" in card
 
 
 def test_new_item_prior_and_repurchase_boost_are_the_served_score(tiny_run: Path) -> None:

@@ -137,7 +137,7 @@ def run_export(
     from dc003.deploy.export import export_towers
     from dc003.deploy.serving import UserTable
     from dc003.model import checkpoint
-    from dc003.scoring.serving_score import configured_prior, describe
+    from dc003.scoring.serving_score import configured_prior, describe, tail_weight
     from dc003.text.embed import load_item_text
     from dc003.train.data import load_training_data
     from dc003.train.validation import retrieval_set, served_catalogue, stored_token_user_embeddings
@@ -244,6 +244,10 @@ def run_export(
             "new_item_quantile": serving_params.new_item_quantile,
             # + repurchase_boost x temperature x log(1 + times bought) over the user's history
             "repurchase_boost": serving_params.repurchase_boost,
+            # after the first head_k items, the list is searched with tail_weight in the prior coordinate
+            "tail_prior": serving_params.tail_prior,
+            "tail_weight": tail_weight(serving_params, model.config.temperature),
+            "head_k": serving_params.head_k,
             "temperature": model.config.temperature,
             "index_dim": int(flat.d),
         },

@@ -49,6 +49,8 @@ def search(
     k: int,
     weight: float | None = None,
     bonus: sp.csr_matrix | None = None,
+    tail_weight: float | None = None,
+    head_k: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(scores, item rows)`` of the top ``k`` per query (rows ``-1`` where the catalogue is smaller).
 
@@ -57,13 +59,31 @@ def search(
     scores of its items: the index gives the top ``k`` without it, the bonus items are scored from the
     index's own vectors and merged in (exact: a bonus only raises an item, so nothing outside both sets can
     reach the top ``k``). Order: higher score, then lower item row, as
-    :func:`dc003.scoring.ranking.top_k_scores` ranks."""
+    :func:`dc003.scoring.ranking.top_k_scores` ranks. ``tail_weight`` (params ``serving.tail_prior``):
+    the first ``head_k`` items as above, the rest searched with that prior weight instead
+    (:func:`dc003.scoring.serving_score.blend_lists`: the evaluation's
+    :func:`~dc003.scoring.serving_score.served_top_k`), each with the score that ranked it."""
+    from dc003.scoring.serving_score import blend_lists
+
     vecs = query_vectors(queries, weight)
     if vecs.shape[1] != index.d:
         raise ValueError(
             f"query width {vecs.shape[1]} does not match the index ({index.d}): an index built with a "
             "popularity prior is searched with its weight, one without it with none"
         )
+    scores, ids = _search(index, vecs, k, bonus)
+    if tail_weight is None or weight is None or head_k >= ids.shape[1]:
+        return scores, ids
+    tail_scores, tail_ids = _search(index, query_vectors(queries, tail_weight), k, bonus)
+    blended, blended_scores = blend_lists(ids, tail_ids, head_k, scores, tail_scores)
+    assert blended_scores is not None
+    return blended_scores, blended
+
+
+def _search(
+    index: faiss.Index, vecs: np.ndarray, k: int, bonus: sp.csr_matrix | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`search` for query vectors as the index holds them (one prior weight)."""
     kk = min(k, index.ntotal)
     scores, ids = index.search(vecs, kk)
     if bonus is None or bonus.nnz == 0:

@@ -189,6 +189,9 @@ class Recommender:
         self.index = read_artifact(artifacts_dir / layout.INDEX, lambda p: faiss.read_index(str(p)))
         self.prior_weight: float | None = serving.get("prior_weight")  # the popularity prior
         self.repurchase_boost = float(serving.get("repurchase_boost") or 0.0)
+        # the list's tail ranked with another prior weight after its first head_k (null: one ranking)
+        self.tail_weight: float | None = serving.get("tail_weight")
+        self.head_k = int(serving.get("head_k") or 0)
         self.temperature = float(serving.get("temperature") or 1.0)
         items = read_artifact(artifacts_dir / layout.ITEMS, lambda p: pq.read_table(p).to_pydict())
         self.item_columns = {k: list(v) for k, v in items.items()}
@@ -219,7 +222,9 @@ class Recommender:
         bonus = repurchase_bonus(
             table.history, table.history_length, self.index.ntotal, self.repurchase_boost, self.temperature
         )
-        scores, ids = search(self.index, embeddings, k, self.prior_weight, bonus)
+        scores, ids = search(
+            self.index, embeddings, k, self.prior_weight, bonus, self.tail_weight, self.head_k
+        )
         cols = self.item_columns
         return [
             [

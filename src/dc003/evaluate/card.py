@@ -272,6 +272,12 @@ _KNOB_TEXT = {
         "the prior and as the item tower's popularity input (`serving.new_item_quantile`; off = popularity "
         "0: log({floor:g}) in the prior, ranked below everything).",
     ),
+    "tail_prior": (
+        "Tail prior",
+        "The list's items after the first `serving.head_k` are ranked with this popularity prior instead "
+        "of `serving.popularity_prior` (`serving.tail_prior`; off = one ranking): the head keeps its "
+        "precision (NDCG@10 unchanged), the tail reaches past the best sellers (coverage@50).",
+    ),
     "repurchase_boost": (
         "Repurchase boost",
         "Serving score + boost x temperature x log(1 + times bought) for the items in the user's history "
@@ -336,7 +342,7 @@ def _architecture_extension_lines(cfg: dict[str, Any], setup: dict[str, Any]) ->
         )
     knobs = [
         f"`serving.{k}` = {setup[k]}"
-        for k in ("popularity_prior", "new_item_quantile", "repurchase_boost")
+        for k in ("popularity_prior", "new_item_quantile", "repurchase_boost", "tail_prior")
         if setup.get(k) not in (None, 0, 0.0)
     ]
     if knobs:

@@ -102,10 +102,10 @@ def two_tower_top_k(
     exclude: sp.csr_matrix | None,
     serving: ServingParams,
 ) -> np.ndarray:
-    from dc003.scoring.ranking import top_k_scores
+    from dc003.scoring.serving_score import served_top_k
 
     queries, items, bonus = two_tower_vectors(model, data, rset, serving)
-    return top_k_scores(queries, items, k, exclude=exclude, bonus=bonus)
+    return served_top_k(queries, items, k, serving, model.config.temperature, exclude=exclude, bonus=bonus)
 
 
 def two_tower_vectors(
@@ -176,7 +176,7 @@ def history_truncation(
 
     from dc003.evaluate.segments import K, segments_before
     from dc003.scoring.metrics import ndcg_at_k, recall_at_k
-    from dc003.scoring.ranking import top_k_scores
+    from dc003.scoring.serving_score import served_top_k
     from dc003.train.validation import RetrievalSet, retrieval_set, stored_token_user_embeddings
 
     full = retrieval_set(data, "test", max_users, seed)
@@ -192,7 +192,7 @@ def history_truncation(
     for seen in TRUNCATION:
         users = stored_token_user_embeddings(model, data, "test", rset.query_rows, seen, torch.device("cpu"))
         queries, vecs, bonus = serving_vectors(model, data, rset, users, items, numerical, serving, seen)
-        top = top_k_scores(queries, vecs, K, bonus=bonus)
+        top = served_top_k(queries, vecs, K, serving, model.config.temperature, bonus=bonus)
         rows.append({
             "seen": seen,
             "recall_50": float(np.nanmean(recall_at_k(top, rset.truth, K))) if keep.size else None,
@@ -206,6 +206,7 @@ SWEEP_GRIDS: dict[str, tuple[float | None, ...]] = {
     "popularity_prior": (0.0, 0.25, 0.5, 0.75, 1.0),
     "new_item_quantile": (None, 0.25, 0.5, 0.75, 0.85, 0.9, 0.95),
     "repurchase_boost": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
+    "tail_prior": (None, 0.0, 0.1, 0.15, 0.25, 0.35),
 }
 
 
@@ -223,7 +224,7 @@ def serving_sweep(
     items and of repurchases. Knobs are chosen on the val week; the test rows show whether it held."""
     from dc003.evaluate.segments import K, segments_before, split_repurchases, split_truth
     from dc003.scoring.metrics import coverage_at_k, ndcg_at_k, recall_at_k
-    from dc003.scoring.ranking import top_k_scores
+    from dc003.scoring.serving_score import served_top_k
     from dc003.train.validation import retrieval_set, served_catalogue
 
     def mean(values: np.ndarray) -> float | None:
@@ -250,7 +251,7 @@ def serving_sweep(
                 if name == "new_item_quantile":  # the never-sold items' tower inputs change with it
                     vecs, num = served_catalogue(model, data, split, knob)
                 queries, index, bonus = serving_vectors(model, data, rset, users, vecs, num, knob)
-                top = top_k_scores(queries, index, K, bonus=bonus)
+                top = served_top_k(queries, index, K, knob, model.config.temperature, bonus=bonus)
                 rows.append({
                     name: value,
                     "recall_50": mean(recall_at_k(top, rset.truth, K)),
@@ -370,6 +371,8 @@ def evaluate_checkpoint(
         "popularity_prior": serving.popularity_prior,
         "new_item_quantile": serving.new_item_quantile,
         "repurchase_boost": serving.repurchase_boost,
+        "tail_prior": serving.tail_prior,
+        "head_k": serving.head_k,
         "exclude_purchased": params.exclude_purchased,
         "excluded_pairs": info["excluded_pairs"],
         "bootstrap_samples": params.bootstrap_samples,

@@ -41,6 +41,17 @@ class ServingParams(Section):
         "history (0 = off)",
         ge=0,
     )
+    # the served list in two parts: its first head_k items by the score above, the rest by the same score
+    # with tail_prior in place of popularity_prior (the items of the head skipped): the head keeps its
+    # precision, the tail reaches past the best sellers (null = off: one ranking; no effect when
+    # popularity_prior is 0, the plain cosine)
+    tail_prior: float | None = extension(
+        "the served list's items after the first head_k are ranked with this popularity prior instead "
+        "(null = off: one ranking)",
+        default=None,
+        ge=0,
+    )
+    head_k: int = Field(default=10, gt=0)
 
 
 class ExportParams(Section):

@@ -111,7 +111,10 @@ class Phase2Params(PhaseParams):
         "phase 2 loss + weight x the same InfoNCE on the history encoder's output alone (0 = off)", ge=0
     )
     history_dropout: float = extension(
-        "phase 2: this share of the train baskets is shown without its purchase history (0 = off)", ge=0, lt=1
+        "phase 2: this share of the train baskets is shown as a cold customer's: no purchase history and the "
+        "profile columns a customer without purchases has (0 = off)",
+        ge=0,
+        lt=1,
     )
 
 

@@ -129,7 +129,77 @@ def describe(serving: ServingParams, temperature: float) -> str:
             if serving.repurchase_boost
             else ""
         )
+        + (
+            f"; after the first {serving.head_k} items the list is ranked with a popularity prior of "
+            f"{serving.tail_prior:g} instead (the tail prior)"
+            if tail_weight(serving, temperature) is not None
+            else ""
+        )
     )
+
+
+def tail_weight(serving: ServingParams, temperature: float) -> float | None:
+    """The query's prior weight for the served list's tail (``serving.tail_prior``); ``None``: one ranking
+    (no tail prior, or no popularity prior at all)."""
+    if serving.tail_prior is None or prior_weight(serving.popularity_prior, temperature) is None:
+        return None
+    return serving.tail_prior * temperature
+
+
+def with_prior_weight(queries: np.ndarray, weight: float) -> np.ndarray:
+    """Query vectors (:func:`query_vectors` with a prior) with ``weight`` on the prior coordinate."""
+    out = np.array(queries, dtype=np.float32, copy=True)
+    out[:, -2] = weight
+    return out
+
+
+def blend_lists(
+    head: np.ndarray,
+    tail: np.ndarray,
+    head_k: int,
+    head_scores: np.ndarray | None = None,
+    tail_scores: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(items, scores)`` per row: the first ``head_k`` of ``head``, then ``tail``'s items that are not
+    among them, in ``tail``'s order, to ``head``'s width (``-1`` pads stay last). Each score is the one
+    that ranked the item there. ``tail`` must be as wide as ``head``: at most ``head_k`` of it repeat."""
+    k = head.shape[1]
+    if tail.shape != head.shape:
+        raise ValueError(f"tail lists {tail.shape} must match the head lists {head.shape}")
+    if head_k >= k:
+        return head, head_scores
+    top = head[:, :head_k]
+    repeat = (tail[:, :, None] == top[:, None, :]).any(axis=2) & (tail >= 0)
+    order = np.argsort(repeat, axis=1, kind="stable")[:, : k - head_k]  # first the new items, in order
+    items = np.concatenate([top, np.take_along_axis(tail, order, axis=1)], axis=1)
+    if head_scores is None or tail_scores is None:
+        return items, None
+    scores = np.concatenate([head_scores[:, :head_k], np.take_along_axis(tail_scores, order, axis=1)], axis=1)
+    return items, scores
+
+
+def served_top_k(
+    queries: np.ndarray,
+    items: np.ndarray,
+    k: int,
+    serving: ServingParams,
+    temperature: float,
+    *,
+    exclude: sp.spmatrix | sp.sparray | None = None,
+    bonus: sp.csr_matrix | None = None,
+) -> np.ndarray:
+    """The served top ``k`` over the whole catalogue (``queries`` / ``items``: :func:`query_vectors` /
+    :func:`index_vectors`): one ranking by inner product plus ``bonus``, or with ``serving.tail_prior``
+    its first ``head_k`` and then the tail's ranking (:func:`blend_lists`). The evaluation ranks with this;
+    :func:`dc003.deploy.retrieval.search` serves the same lists from FAISS."""
+    from dc003.scoring.ranking import top_k_scores
+
+    top = top_k_scores(queries, items, k, exclude=exclude, bonus=bonus)
+    weight = tail_weight(serving, temperature)
+    if weight is None or serving.head_k >= top.shape[1]:
+        return top
+    tail = top_k_scores(with_prior_weight(queries, weight), items, k, exclude=exclude, bonus=bonus)
+    return blend_lists(top, tail, serving.head_k)[0]
 
 
 def repurchase_bonus(
