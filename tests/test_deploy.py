@@ -139,6 +139,9 @@ def test_artifacts_are_the_contract_files_and_config_names_the_serving_pair(expo
         "prior_weight": pytest.approx(0.5 * tiny_config().temperature),
         "new_item_quantile": None,
         "repurchase_boost": 0.0,
+        "tail_prior": None,
+        "tail_weight": None,
+        "head_k": 10,
         "temperature": tiny_config().temperature,
         "index_dim": 130,
     }

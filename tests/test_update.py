@@ -38,6 +38,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("update")]
 EARLIER = 3  # days between the served folder's data and the update's
 
 
+def _served_numerical(root: Path, data: Any, config: Any) -> np.ndarray:
+    """The item tower's numerical inputs as of the test cutoff as the export serves them (never-sold items'
+    popularity as params serving imputes it)."""
+    from dc003.params import load_sections
+    from dc003.scoring.serving_score import served_item_numerical
+
+    serving = load_sections(root / "params.yaml", ("serving",)).serving
+    return served_item_numerical(data.features["test"].item_num, config, serving, data.never_sold("test"))
+
+
 def _date(day: int) -> str:
     return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
 
@@ -184,12 +194,14 @@ def test_with_the_item_tower_frozen_an_index_row_changes_exactly_where_its_featu
     root = project["root"]
     model, _ = checkpoint.load_model(root / "checkpoints/best_model.pt")
     text = load_item_text(root / "data/text_embed")
-    feats = {
-        name: load_training_data(root / path, text, model.config).features["test"]
+    data = {
+        name: load_training_data(root / path, text, model.config)
         for name, path in (("old", "prev/dataset"), ("new", "data/dataset"))
     }
-    moved = (feats["old"].item_cat != feats["new"].item_cat).any(axis=1) | ~np.all(
-        np.isclose(feats["old"].item_num, feats["new"].item_num, rtol=0, atol=0, equal_nan=True), axis=1
+    cats = {name: d.features["test"].item_cat for name, d in data.items()}
+    nums = {name: _served_numerical(root, d, model.config) for name, d in data.items()}  # as served
+    moved = (cats["old"] != cats["new"]).any(axis=1) | ~np.all(
+        np.isclose(nums["old"], nums["new"], rtol=0, atol=0, equal_nan=True), axis=1
     )
     old = np.load(root / "artifacts/item_embeddings.npy")
     new = np.load(root / "updates/artifacts/item_embeddings.npy")
@@ -337,7 +349,8 @@ def test_a_grown_catalogue_is_served_with_its_new_articles_embedded_by_the_item_
     assert feats.item_cat[rows[-1], names.index("department_name")] == 0
     # every index row, the new articles' included, is the exported item tower's embedding of the item's
     # features (ONNX Runtime)
-    onnx = embed_items(session(arts / "item_tower.onnx"), feats.item_cat, feats.item_num, data.item_text)
+    served = _served_numerical(root, data, model.config)
+    onnx = embed_items(session(arts / "item_tower.onnx"), feats.item_cat, served, data.item_text)
     index = faiss.read_index(str(arts / "items.faiss"))
     assert index.ntotal == n_new
     for row in range(n_new):

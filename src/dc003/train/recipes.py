@@ -33,7 +33,7 @@ class Recipe:
     device: torch.device
     objective: Objective
     history_weight: float = 0.0  # + weight x the objective on the history encoder alone (TwoTowerModel)
-    history_dropout: float = 0.0  # share of the train baskets shown without their history (cold users)
+    history_dropout: float = 0.0  # share of the train baskets shown as a cold customer's (cold_profile)
 
     baskets: dict[str, np.ndarray] = field(init=False)
     cold_profile: ColdProfile | None = field(init=False)
@@ -128,11 +128,12 @@ def cold_profile(data: TrainingData) -> ColdProfile:
         vals: list[float] = []
         if cold.size < 2:
             return cols, vals
-        sub = np.nan_to_num(table[cold].astype(np.float64), nan=0.0)
-        for j in range(sub.shape[1]):
-            if np.all(sub[:, j] == sub[0, j]):
-                cols.append(j)
-                vals.append(float(sub[0, j]))
+        sub = table[cold].astype(np.float64)
+        first = sub[0]
+        same = np.all((sub == first) | (np.isnan(sub) & np.isnan(first)), axis=0)  # a shared NaN stays NaN
+        for j in np.flatnonzero(same):
+            cols.append(int(j))
+            vals.append(float(first[j]))
         return cols, vals
 
     return shared(feats.user_cat), shared(feats.user_num)
