@@ -152,16 +152,19 @@ def run_bench(
     index = faiss.read_index(str(artifacts_dir / layout.INDEX))
     weight = config["serving"].get("prior_weight")  # the popularity prior's query coordinate (or none)
     # as served: the list's tail searched with its own prior weight (serving.tail_prior), when set
-    tail = (config["serving"].get("tail_weight"), int(config["serving"].get("head_k") or 0))
+    tail = {
+        "tail_weight": config["serving"].get("tail_weight"),
+        "head_k": int(config["serving"].get("head_k") or 0),
+    }
     lat["top50_retrieval_catalogue"] = latency_ms(
-        lambda i: search(index, queries[i % n_users][None], K, weight, None, *tail), warm, reps
+        lambda i: search(index, queries[i % n_users][None], K, weight, **tail), warm, reps
     )
     big = rng.standard_normal((params.retrieval_items, queries.shape[1])).astype(np.float32)
     big_prior = None if weight is None else np.log(rng.random(params.retrieval_items) + 1e-3)
     big_index = flat_index(big, big_prior)
     del big
     lat["top50_retrieval"] = latency_ms(
-        lambda i: search(big_index, queries[i % n_users][None], K, weight, None, *tail), warm, reps
+        lambda i: search(big_index, queries[i % n_users][None], K, weight, **tail), warm, reps
     )
 
     # PyTorch eager on the same inputs

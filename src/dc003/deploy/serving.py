@@ -223,8 +223,9 @@ class Recommender:
             table.history, table.history_length, self.index.ntotal, self.repurchase_boost, self.temperature
         )
         scores, ids = search(
-            self.index, embeddings, k, self.prior_weight, bonus, self.tail_weight, self.head_k
-        )
+            self.index, embeddings, k, self.prior_weight, bonus,
+            tail_weight=self.tail_weight, head_k=self.head_k,
+        )  # fmt: skip
         cols = self.item_columns
         return [
             [
