@@ -190,6 +190,12 @@ RESIDUAL_VARIANTS = {
         "history_residual_inputs": True,
         "history_residual_centred": True,
     },
+    "linear skips": {
+        "history_residual": True,
+        "history_residual_inputs": True,
+        "user_linear_skip": True,
+        "item_linear_skip": True,
+    },
 }
 
 
@@ -205,6 +211,9 @@ def test_stored_tokens_reproduce_the_training_path(variant: str) -> None:
         torch.nn.init.normal_(history.residual_projection.weight, std=0.1)
     if history.residual_centred:
         history.residual_mean.normal_()
+    for tower in (model.user_tower, model.item_tower):
+        if tower.skip is not None:  # a trained skip, not the initial zero map
+            torch.nn.init.normal_(tower.skip.weight, std=0.1)
     catalogue = _items(30)
     users = _users(4, 6)
     picked = torch.tensor([4, 9, 11, 17, 23, 2, 29])  # the batch's distinct items, any order
@@ -269,6 +278,39 @@ def test_residual_variants_start_as_the_plain_path_and_centre_on_a_training_stat
     with torch.no_grad():
         centred.encode(users, _items(5), labels)
     assert float(history.residual_mean.abs().sum()) > 0.0
+
+
+def test_linear_skips_start_as_the_plain_towers_and_learn() -> None:
+    """``model.user_linear_skip`` / ``item_linear_skip`` add a zero-initialised linear map of each tower's
+    input: a fresh model embeds exactly as the plain one with the same weights, the contrastive gradient
+    reaches both maps, and a non-zero map moves both embeddings."""
+    catalogue = _items(30)
+    users = _users(4, 6)
+    torch.manual_seed(0)
+    plain = TwoTowerModel(tiny_config(history_residual=True)).eval()
+    skips = TwoTowerModel(tiny_config(history_residual=True, user_linear_skip=True, item_linear_skip=True))
+    missing = skips.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["item_tower.skip.weight", "user_tower.skip.weight"]
+    skips.eval()
+
+    def embed(model: TwoTowerModel) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            model.set_item_tokens(catalogue)
+            return model.get_user_embeddings(users), model.get_item_embeddings(catalogue)
+
+    for a, b in zip(embed(plain), embed(skips), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    skips.train()
+    labels = {"history_rows": users.history % 5}
+    user, _ = skips.encode(users, _items(5), labels)
+    item = skips.item_tower(*_items(4))
+    (user[:4] @ item.T).diagonal().sum().backward()
+    for tower in (skips.user_tower, skips.item_tower):
+        assert tower.skip.weight.grad is not None and tower.skip.weight.grad.abs().sum() > 0
+        torch.nn.init.normal_(tower.skip.weight, std=0.1)
+    skips.eval()
+    for a, b in zip(embed(plain), embed(skips), strict=True):
+        assert not torch.allclose(a, b, atol=1e-3)
 
 
 def test_history_gradients_reach_the_item_tower() -> None:

@@ -340,6 +340,13 @@ def _architecture_extension_lines(cfg: dict[str, Any], setup: dict[str, Any]) ->
             )
             + "."
         )
+    for tower, key in (("user", "user_tower"), ("item", "item_tower")):
+        if cfg.get(key, {}).get("linear_skip"):
+            lines.append(
+                f"- beyond the contract: `model.{tower}_linear_skip`: the {tower} embedding adds a learned "
+                f"linear map (zero at init) of the {tower} tower's input representation to the projection "
+                "head's output before its final normalisation."
+            )
     knobs = [
         f"`serving.{k}` = {setup[k]}"
         for k in ("popularity_prior", "new_item_quantile", "repurchase_boost", "tail_prior")

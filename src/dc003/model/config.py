@@ -100,6 +100,8 @@ class UserTowerConfig(Declared):
     sequence: SequenceSpec
     dense: list[DenseSpec]
     projection: list[DenseSpec]
+    # the output adds a learned linear map (zero at init) of the input the first dense layer reads
+    linear_skip: bool = False
 
     def input_width(self) -> int:
         return (
@@ -115,6 +117,7 @@ class ItemTowerConfig(Declared):
     text: list[TextSpec]
     dense: list[DenseSpec]
     projection: list[DenseSpec]
+    linear_skip: bool = False  # as in UserTowerConfig
 
     def input_width(self) -> int:
         return (
@@ -248,6 +251,7 @@ def resolve_model_config(
         ],
         dense=_dense(it.dense_layers),
         projection=_dense(it.projection_head),
+        linear_skip=params.item_linear_skip,
     )
     item_input_width = item.input_width()
     attrs = [categorical(name, "item_tower") for name in params.history_item_features]
@@ -272,6 +276,7 @@ def resolve_model_config(
         sequence=sequence,
         dense=_dense(ut.dense_layers),
         projection=_dense(ut.projection_head),
+        linear_skip=params.user_linear_skip,
     )
     if user.projection[-1].units != params.embedding_dim or item.projection[-1].units != params.embedding_dim:
         raise ValueError(f"projection heads must end at embedding_dim {params.embedding_dim}")

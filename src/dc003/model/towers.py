@@ -21,6 +21,17 @@ from dc003.model.sequence import HistoryEncoder
 RESIDUAL_INIT = 1.0
 
 
+def linear_skip(enabled: bool, width: int, out: int) -> nn.Linear | None:
+    """The output-side linear skip (params model.user_linear_skip / item_linear_skip): a bias-free map of the
+    tower's input representation added to the projection head's output. Zero at init, so training starts
+    from the plain tower and the skip grows only as far as it helps."""
+    if not enabled:
+        return None
+    skip = nn.Linear(width, out, bias=False)
+    nn.init.zeros_(skip.weight)
+    return skip
+
+
 class UserTower(nn.Module):
     def __init__(self, config: UserTowerConfig) -> None:
         super().__init__()
@@ -34,6 +45,7 @@ class UserTower(nn.Module):
         assert width == config.input_width()
         self.dense = dense_stack(width, config.dense)
         self.projection = dense_stack(config.dense[-1].units, config.projection)
+        self.skip = linear_skip(config.linear_skip, width, config.projection[-1].units)
         # the skip path from the purchases (params model.history_residual): its weight is learned
         self.residual_scale = (
             nn.Parameter(torch.tensor(float(RESIDUAL_INIT))) if config.sequence.residual_dim else None
@@ -63,6 +75,8 @@ class UserTower(nn.Module):
         pooled = self.history(history, history_padding, history_vectors)
         x = torch.cat([self.categorical(categorical), self.numerical(numerical), pooled], dim=-1)
         out = self.projection(self.dense(x))
+        if self.skip is not None:
+            out = out + self.skip(x)
         if self.residual_scale is not None:
             out = out + self.residual_scale * self.history.residual(history, history_padding, history_vectors)
         return F.normalize(out, dim=-1), pooled
@@ -83,6 +97,7 @@ class ItemTower(nn.Module):
         assert width == config.input_width()
         self.dense = dense_stack(width, config.dense)
         self.projection = dense_stack(config.dense[-1].units, config.projection)
+        self.skip = linear_skip(config.linear_skip, width, config.projection[-1].units)
 
     def forward(self, categorical: torch.Tensor, numerical: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         return self.encode(categorical, numerical, text)[0]
@@ -95,4 +110,7 @@ class ItemTower(nn.Module):
         parts = [self.categorical(categorical), self.numerical(numerical)]
         parts += [proj(text[:, i].float()) for i, proj in enumerate(self.text)]
         x = torch.cat(parts, dim=-1)
-        return F.normalize(self.projection(self.dense(x)), dim=-1), x
+        out = self.projection(self.dense(x))
+        if self.skip is not None:
+            out = out + self.skip(x)
+        return F.normalize(out, dim=-1), x

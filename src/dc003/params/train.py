@@ -43,6 +43,18 @@ class ModelParams(Section):
         "(what everyone buys), so the user vector carries how this customer differs from the average",
         default=False,
     )
+    # linear skips: each tower's output adds a learned linear map of the input its first dense layer reads,
+    # so a feature's direct (linear) effect need not squeeze through the dense stack and projection head
+    user_linear_skip: bool = extension(
+        "user embedding = normalise(projection head output + a learned linear map of the user tower's input "
+        "representation), zero at init",
+        default=False,
+    )
+    item_linear_skip: bool = extension(
+        "item embedding = normalise(projection head output + a learned linear map of the item tower's input "
+        "representation), zero at init",
+        default=False,
+    )
     # item categorical that defines "category" for phase 3 (alignment loss, hard-negative diversity)
     # and for the per-epoch category distribution
     category_feature: str
