@@ -17,12 +17,15 @@ import yaml
 from typer.testing import CliRunner
 
 from dc003.deploy import layout, parity, retrieval, serving
-from dc003.deploy.package import history_before, run_export
+from dc003.deploy.package import SERVING_SPLIT, history_before, run_export
 from dc003.exported import load_mappings, open_npz, write_legacy
 from dc003.model import checkpoint
 from dc003.model.two_tower import TwoTowerModel
 from dc003.params.deploy import ExportParams, ServingParams
 from dc003.scoring import serving_score
+from dc003.text.embed import load_item_text
+from dc003.train.data import load_training_data
+from dc003.train.validation import served_catalogue
 from tests.conftest import REPO
 from tests.test_train_fixtures import N_ITEMS, tiny_config, write_dataset
 
@@ -42,12 +45,14 @@ def _one_thread() -> Any:
 
 def _model(seed: int = 0) -> TwoTowerModel:
     torch.manual_seed(seed)
-    model = TwoTowerModel(tiny_config())
+    model = TwoTowerModel(tiny_config(user_linear_skip=True, item_linear_skip=True))
     # trained-looking batch-norm statistics, so eval mode is not the identity
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm1d):
             m.running_mean.normal_(0, 0.1)
             m.running_var.uniform_(0.5, 2.0)
+    for tower in (model.user_tower, model.item_tower):  # trained-looking skips (they start at zero)
+        torch.nn.init.normal_(tower.skip.weight, std=0.05)
     return model.eval()
 
 
@@ -63,6 +68,9 @@ def export_tiny(root: Path, seed: int = 0) -> dict[str, Any]:
         EXPORT, SERVING, ckpt, root / "dataset", root / "text", arts, report_path,
         REPO / "contracts/dc003.yaml",
     )  # fmt: skip
+    # the reference model reads the history tokens the export stored (the served catalogue as of its cutoff)
+    data = load_training_data(root / "dataset", load_item_text(root / "text"), model.config)
+    served_catalogue(model, data, SERVING_SPLIT, SERVING)
     return {"root": root, "model": model, "arts": arts, "report": report, "report_path": report_path}
 
 
@@ -236,9 +244,7 @@ def test_a_fresh_onnxruntime_numpy_process_matches_pytorch(
 def test_a_perturbed_model_fails_parity(exported: dict[str, Any], tmp_path: Path) -> None:
     from dc003.deploy.export import export_item_tower, export_user_tower
     from dc003.deploy.package import onnx_embeddings
-    from dc003.text.embed import load_item_text
     from dc003.train.batches import ItemTable
-    from dc003.train.data import load_training_data
     from dc003.train.validation import embed_items, embed_users, retrieval_set
 
     root, model = exported["root"], exported["model"]
@@ -275,9 +281,7 @@ def test_a_perturbed_model_fails_parity(exported: dict[str, Any], tmp_path: Path
 
 
 def test_serving_history_is_the_history_evaluation_uses(exported: dict[str, Any]) -> None:
-    from dc003.text.embed import load_item_text
     from dc003.train.batches import history_window
-    from dc003.train.data import load_training_data
     from dc003.train.validation import retrieval_set
 
     root = exported["root"]
