@@ -19,12 +19,10 @@ from dc003.data.raw import make_raw
 from dc003.errors import Dc003Error
 from dc003.params.data import DataParams
 
-from .conftest import HM_SAMPLE
+from .conftest import HM_SAMPLE, needs_hm_sample
 from .test_dataset_support import CONTRACT, build
 
-pytestmark = pytest.mark.skipif(
-    not (HM_SAMPLE / "customers.csv").is_file(), reason="H&M sample not available"
-)
+pytestmark = needs_hm_sample
 SETTINGS = BuildSettings(max_history=50, train_window_days=84, popularity_window_days=28)
 
 

@@ -18,16 +18,13 @@ from dc003.params import dataset_profile, load_sections
 from dc003.params.full import load_params
 from dc003.params.profiles import choose_profile, load_profile
 
-from .conftest import HM_SAMPLE, REPO
+from .conftest import HM_SAMPLE, REPO, needs_hm_sample
 
 SMALL = "params/kaggle-small.yaml"
 FULL = "params/full-scale.yaml"
-needs_sample = pytest.mark.skipif(
-    not (HM_SAMPLE / "customers.csv").is_file(), reason="H&M sample not available"
-)
 
 
-@needs_sample
+@needs_hm_sample
 def test_the_small_data_profile_applies_to_the_real_sample_only() -> None:
     assert raw_facts(HM_SAMPLE) == ("kaggle", 1364)
     assert choose_profile("kaggle", 1364, REPO) == SMALL
@@ -98,7 +95,7 @@ def test_a_typo_in_a_profile_is_one_error_naming_the_file_and_key(tmp_path: Path
         load_sections(REPO / "params.yaml", ("phase_2",), profile=str(bad))
 
 
-@needs_sample
+@needs_hm_sample
 def test_the_dataset_stage_records_the_profile_and_builds_with_it(tmp_path: Path) -> None:
     """The real stage on the H&M sample: the profile is chosen from the raw files, the train window is the
     profile's, the manifest says so, and a later stage's load reads the same profile from it."""

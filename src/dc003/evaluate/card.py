@@ -340,13 +340,11 @@ def _architecture_extension_lines(cfg: dict[str, Any], setup: dict[str, Any]) ->
             )
             + "."
         )
-    for tower, key in (("user", "user_tower"), ("item", "item_tower")):
-        if cfg.get(key, {}).get("linear_skip"):
-            lines.append(
-                f"- beyond the contract: `model.{tower}_linear_skip`: the {tower} embedding adds a learned "
-                f"linear map (zero at init) of the {tower} tower's input representation to the projection "
-                "head's output before its final normalisation."
-            )
+    notes = dict(_extension_notes("model"))
+    for tower in ("user", "item"):
+        if cfg.get(f"{tower}_tower", {}).get("linear_skip"):
+            key = f"model.{tower}_linear_skip"
+            lines.append(f"- beyond the contract: `{key}`: {notes[key]}.")
     knobs = [
         f"`serving.{k}` = {setup[k]}"
         for k in ("popularity_prior", "new_item_quantile", "repurchase_boost", "tail_prior")
@@ -361,18 +359,25 @@ def _architecture_extension_lines(cfg: dict[str, Any], setup: dict[str, Any]) ->
     return lines
 
 
+def _extension_notes(section: str) -> list[tuple[str, str]]:
+    """``(key, note)`` of each extension of a params section (``params check``'s list)."""
+    import dc003.params.train  # noqa: F401  (the phases' section models: a dependency of this stage)
+    from dc003.params import section_model
+    from dc003.params.common import extension_fields
+
+    return extension_fields(section_model(section), section)
+
+
 def _extension_lines(phase: dict[str, Any]) -> list[str]:
     """One line per knob the phase switched on that the contract does not describe (``params check``'s
     extensions), read from the params the phase recorded in its summary."""
-    import dc003.params.train  # noqa: F401  (the phases' section models: a dependency of this stage)
-    from dc003.params import SECTIONS, section_model
-    from dc003.params.common import extension_fields
+    from dc003.params import SECTIONS
 
     recorded = phase.get("params", {})
     if phase["phase"] not in SECTIONS:
         return []
     lines = []
-    for key, note in extension_fields(section_model(phase["phase"]), phase["phase"]):
+    for key, note in _extension_notes(phase["phase"]):
         name = key.partition(".")[2]
         if recorded.get(name):
             lines.append(f"    - beyond the contract: `{key}` = {recorded[name]}: {note}")
