@@ -125,13 +125,14 @@ def _item_inputs(dataset: Path, text: Path, raw_articles: Path, article_order: l
 
 def _model_embeddings(checkpoint: Path, dataset: Path, text: Path) -> dict[str, Any]:
     """The trained towers on the test split: every item, and each test buyer (as the evaluate stage
-    queries them) with their customer_id."""
+    queries them) with their customer_id and the mean embedding of the purchases the user tower reads
+    (the last ``max_len``; zero without any)."""
     import polars as pl
     import torch
 
     from dc003.model.checkpoint import load_model
     from dc003.text.embed import load_item_text
-    from dc003.train.batches import ItemTable
+    from dc003.train.batches import ItemTable, history_window
     from dc003.train.data import load_training_data
     from dc003.train.validation import retrieval_set, stored_token_user_embeddings
 
@@ -145,9 +146,13 @@ def _model_embeddings(checkpoint: Path, dataset: Path, text: Path) -> dict[str, 
     ids = ids.sort("user_idx")
     items = model.set_item_tokens(ItemTable.build(data, "test", cpu).features)
     users = stored_token_user_embeddings(model, data, "test", buyers.query_rows, max_len, cpu)
+    hist, pad = history_window(data, buyers.query_rows, max_len)
+    seen = (~pad).astype(np.float64)
+    history_mean = (items[hist] * seen[:, :, None]).sum(axis=1) / np.maximum(seen.sum(axis=1), 1.0)[:, None]
     return {
         "items": items.astype(np.float64),
         "users": users.astype(np.float64),
+        "history_mean": history_mean.astype(np.float64),
         "customer_ids": [ids["customer_id"][int(u)] for u in buyers.users],
     }
 
@@ -304,6 +309,11 @@ def main() -> None:
             "item_embedding_to_article_vector_r2": ridge_probe(emb["items"], target, lam=1e-2)[1],
             "user_embedding_to_feature_part_r2": ridge_probe(emb["users"], segment[who], lam=1e-2)[1],
             "user_embedding_to_individual_part_r2": ridge_probe(emb["users"], individual[who], lam=1e-2)[1],
+            # the same probe from the plain mean of the item embeddings of the purchases the user tower reads:
+            # how much of the individual taste the history tokens alone pass on
+            "history_mean_item_embedding_to_individual_part_r2": ridge_probe(
+                emb["history_mean"], individual[who], lam=1e-2
+            )[1],
         }
         print("trained towers", {k: round(v, 3) for k, v in learned.items() if k != "checkpoint"})
     report = {
