@@ -269,6 +269,22 @@ def test_serving_sweep_rows_match_the_scored_two_tower(outputs: tuple[Path, dict
     assert [r["tail_prior"] for r in tail_rows] == [None, 0.0, 0.1, 0.15, 0.25, 0.35]
     assert len({r["ndcg_10"] for r in tail_rows}) == 1
     assert "#### Tail prior" in card
+    # each rule's pick, read off the val rows; the card says it beside the value this run used
+    picks = sweep["rule_picks"]
+    assert set(picks) == {
+        "popularity_prior",
+        "new_item_quantile",
+        "repurchase_boost",
+    }  # tail: needs a ceiling
+    val = sweep["knobs"]["popularity_prior"]["val"]
+    best = max(r["recall_50"] for r in val)
+    assert picks["popularity_prior"]["picks"] == next(
+        r["popularity_prior"] for r in val if r["recall_50"] == best
+    )
+    assert picks["popularity_prior"]["agrees"] == (picks["popularity_prior"]["picks"] == 0.5)
+    for name, pick in picks.items():
+        assert pick["this_run"] == sweep["chosen"][name]
+        assert f"Rule: {pick['rule']}." in card
 
 
 def test_new_item_prior_and_repurchase_boost_are_the_served_score(tiny_run: Path) -> None:
@@ -593,3 +609,51 @@ def test_paired_differences_by_hand() -> None:
     assert d["none"]["recall_50"] == {"difference": 1.0, "low": 1.0, "high": 1.0}
     assert paired_verdict(d["none"]["recall_50"]) == "two-tower ahead"
     assert paired_verdict({"difference": -0.1, "low": -0.2, "high": -0.01}) == "two-tower behind"
+
+
+def test_rule_picks_apply_each_knobs_rule_to_the_val_rows() -> None:
+    from dc003.contracts.thresholds import Threshold
+    from dc003.evaluate.card import _rule_line
+    from dc003.evaluate.run import rule_picks
+
+    def rows(name: str, values: list[tuple[float | None, float, float | None, float]]) -> list[dict]:  # type: ignore[type-arg]
+        return [
+            {name: v, "recall_50": r, "cold_items_recall_50": c, "warm_items_recall_50": w}
+            for v, r, c, w in values
+        ]
+
+    bound = Threshold.parse("< 20 %")
+    # popularity prior: best val recall; a tie goes to the first value of the grid
+    prior = [(0.0, 0.1, None, 0.1), (0.5, 0.3, None, 0.3), (1.0, 0.3, None, 0.3)]
+    # degradation 1 - cold / warm: 0.9, 0.25, 0.1, -0.2 -> the smallest under 20 % is 0.75
+    new_item = [(None, 0.3, 0.03, 0.3), (0.5, 0.3, 0.225, 0.3), (0.75, 0.3, 0.27, 0.3), (0.9, 0.3, 0.36, 0.3)]
+    boost = [(0.0, 0.2, None, 0.2), (1.0, 0.25, None, 0.25)]
+    sweep = {
+        "chosen": {
+            "popularity_prior": 0.5,
+            "new_item_quantile": 0.5,
+            "repurchase_boost": 0.0,
+            "tail_prior": None,
+        },
+        "knobs": {
+            "popularity_prior": {"val": rows("popularity_prior", prior)},
+            "new_item_quantile": {"val": rows("new_item_quantile", new_item)},
+            "repurchase_boost": {"val": rows("repurchase_boost", boost)},
+            "tail_prior": {"val": rows("tail_prior", [(None, 0.2, None, 0.2)])},
+        },
+    }
+    picks = rule_picks(sweep, bound)
+    assert set(picks) == {"popularity_prior", "new_item_quantile", "repurchase_boost"}
+    assert (picks["popularity_prior"]["picks"], picks["popularity_prior"]["agrees"]) == (0.5, True)
+    assert (picks["new_item_quantile"]["picks"], picks["new_item_quantile"]["agrees"]) == (0.75, False)
+    assert (picks["repurchase_boost"]["picks"], picks["repurchase_boost"]["agrees"]) == (1.0, False)
+    # the model card flags the knobs whose value is not the rule's pick, and only those
+    assert "not the rule's pick" in _rule_line("new_item_quantile", picks["new_item_quantile"])
+    assert "not the rule's pick" not in _rule_line("popularity_prior", picks["popularity_prior"])
+    # no value meets the bound, or the val week has no purchase of a never-sold item: no pick, and why
+    hard = rows("new_item_quantile", [(None, 0.3, 0.03, 0.3), (0.9, 0.3, 0.2, 0.3)])
+    none = rule_picks({**sweep, "knobs": {"new_item_quantile": {"val": hard}}}, bound)["new_item_quantile"]
+    assert (none["picks"], none["agrees"]) == (None, False) and "< 20 %" in none["why"]
+    empty = rows("new_item_quantile", [(None, 0.3, None, 0.3), (0.9, 0.3, None, 0.3)])
+    none = rule_picks({**sweep, "knobs": {"new_item_quantile": {"val": empty}}}, bound)["new_item_quantile"]
+    assert none["picks"] is None and "never-sold" in none["why"]

@@ -309,7 +309,29 @@ def _sweep_lines(sweep: dict[str, Any] | None) -> list[str]:
             mark = " (this run)" if value == sweep["chosen"][name] else ""
             rows.append([f"{shown}{mark}"] + [_f(r[k]) for r in (v, t) for k in keys])
         lines += ["", f"#### {title}", "", text.format(floor=sweep["floor"]), "", *_table(header, rows)]
+        pick = sweep.get("rule_picks", {}).get(name)
+        if pick:
+            lines += ["", _rule_line(name, pick)]
     return lines
+
+
+def _shown(value: float | None) -> str:
+    return "off" if value is None else f"{value:g}"
+
+
+def _rule_line(name: str, pick: dict[str, Any]) -> str:
+    """The knob's rule and what it picks on this run's val week (:func:`dc003.evaluate.run.rule_picks`)."""
+    used = _shown(pick["this_run"])
+    line = f"Rule: {pick['rule']}. "
+    if pick.get("why"):
+        return line + f"On this val week it picks nothing ({pick['why']}); this run uses {used}."
+    line += f"On this val week it picks {_shown(pick['picks'])}; this run uses {used}"
+    if pick["agrees"]:
+        return line + "."
+    return (
+        line + f". **This run's `serving.{name}` is not the rule's pick on this data** (params.yaml sets it, "
+        "or the params profile in use, whose description says why)."
+    )
 
 
 def _architecture_extension_lines(cfg: dict[str, Any], setup: dict[str, Any]) -> list[str]:

@@ -27,6 +27,7 @@ from dc003.io import read_json, write_json, write_text
 if TYPE_CHECKING:
     import scipy.sparse as sp
 
+    from dc003.contracts.thresholds import Threshold
     from dc003.model.two_tower import TwoTowerModel
     from dc003.params.deploy import ServingParams
     from dc003.params.evaluate import EvaluateParams
@@ -208,6 +209,60 @@ SWEEP_GRIDS: dict[str, tuple[float | None, ...]] = {
     "repurchase_boost": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
     "tail_prior": (None, 0.0, 0.1, 0.15, 0.25, 0.35),
 }
+
+
+# each serving knob's rule (params.yaml states it) as far as an evaluation can apply it by itself
+SWEEP_RULES: dict[str, str] = {
+    "popularity_prior": "the best val recall@50 of the served list",
+    "new_item_quantile": (
+        "the smallest value whose val cold-item degradation (1 - recall@50 of the never-sold items' "
+        "purchases / of the others') meets the contract's cold-start bound"
+    ),
+    "repurchase_boost": "the best val recall@50 of the served list",
+}
+
+
+def rule_picks(sweep: dict[str, Any], cold_bound: Threshold) -> dict[str, dict[str, Any]]:
+    """What each knob's rule (:data:`SWEEP_RULES`) picks on the val rows of :func:`serving_sweep`'s result,
+    beside the value this run used: ``{knob: {rule, picks, this_run, agrees}}``; ``picks`` is ``None``
+    (with a ``why``) when no value of the grid satisfies the rule. Ties go to the first value in the grid.
+    A knob whose rule needs more than the evaluation has (the tail prior's needs the synthetic ceiling)
+    is left out. On data unlike the default the params' values need not be what the rules pick: the
+    model card says so."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, rule in SWEEP_RULES.items():
+        rows = sweep["knobs"].get(name, {}).get("val")
+        if not rows:
+            continue
+        picks, why = None, None
+        if name == "new_item_quantile":
+            met = [
+                r[name]
+                for r in rows
+                if r["cold_items_recall_50"] is not None
+                and r["warm_items_recall_50"]
+                and cold_bound.passes(1.0 - r["cold_items_recall_50"] / r["warm_items_recall_50"])
+            ]
+            if met:
+                picks = met[0]
+            elif all(r["cold_items_recall_50"] is None for r in rows):
+                why = "no purchase of a never-sold item in the val week"
+            else:
+                why = f"no value of the grid meets {cold_bound.text}"
+        else:
+            scored = [r for r in rows if r["recall_50"] is not None]
+            if scored:
+                picks = max(scored, key=lambda r: r["recall_50"])[name]  # max keeps the first of ties
+            else:
+                why = "no val recall@50"
+        chosen = sweep["chosen"][name]
+        agrees = why is None and picks == chosen
+        if name == "new_item_quantile":
+            rule = f"{rule} ({cold_bound.text})"
+        out[name] = {"rule": rule, "picks": picks, "this_run": chosen, "agrees": agrees}
+        if why is not None:
+            out[name]["why"] = why
+    return out
 
 
 def serving_sweep(
@@ -402,6 +457,10 @@ def run_evaluate(
     results, config = evaluate_checkpoint(
         paths.checkpoint, paths.dataset_dir, paths.text_dir, params, serving, seed
     )
+    contract = load_dc003(dc003_path)
+    if results.get("serving_sweep"):
+        bound = contract.inference_requirements.accuracy.cold_start_performance
+        results["serving_sweep"]["rule_picks"] = rule_picks(results["serving_sweep"], bound)
     training = read_json(paths.training_metrics)
     paths.metrics_dir.mkdir(parents=True, exist_ok=True)
     write_json(paths.metrics_dir / RESULTS_FILE, results)
@@ -410,7 +469,7 @@ def run_evaluate(
     plot_training_curves(training, paths.plots_dir / TRAINING_CURVES_PNG)
     plot_recall_at_k(results, paths.plots_dir / RECALL_PNG)
     context = CardContext(
-        contract=load_dc003(dc003_path),
+        contract=contract,
         manifest=read_json(paths.dataset_dir / "manifest.json"),
         vocab=read_json(paths.dataset_dir / "vocab.json"),
         model_config=config,
