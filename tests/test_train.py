@@ -607,3 +607,27 @@ def test_cpu_phases_run_with_deterministic_algorithms() -> None:
     finally:
         torch.use_deterministic_algorithms(before)
         torch.set_num_threads(threads)
+
+
+def test_the_loss_trend_of_a_phase_that_samples_its_epochs_is_judged_on_fixed_val_examples() -> None:
+    """Epoch means over different draws of ``examples_per_epoch`` train examples differ by the draw (the
+    generator's small scale: phase 3's rose while its val loss fell); such a phase is judged on the val
+    loss after each epoch, a phase over all its examples on its epoch means."""
+    from dc003.train.archcheck import loss_trend
+    from dc003.train.report import phase_losses
+
+    epochs = [{"train/epoch_loss": 8.12, "val/loss": 8.513}, {"train/epoch_loss": 8.15, "val/loss": 8.509}]
+    base = {"phase": "phase_3", "initial_val_loss": None, "step_loss_head": 9.0, "step_loss_tail": 8.0}
+    sampled = {**base, "settings": {"examples_per_epoch": 1024}, "epochs": epochs}
+    full = {**base, "settings": {"examples_per_epoch": 0}, "epochs": epochs}
+    assert phase_losses(sampled) == ([8.513, 8.509], "val")
+    assert phase_losses(full) == ([8.12, 8.15], "train")
+    trend = loss_trend({"sampled": phase_losses(sampled)[0], "full": phase_losses(full)[0]})
+    assert trend["phases"]["sampled"]["decreasing"] and not trend["phases"]["full"]["decreasing"]
+    # a sampled phase without a val loss every epoch keeps its epoch means
+    no_val = {**sampled, "epochs": [epochs[0], {"train/epoch_loss": 8.15}]}
+    assert phase_losses(no_val) == ([8.12, 8.15], "train")
+    # one epoch: the val examples before and after it; no val at all: the first and last tenth of its steps
+    one = {**full, "initial_val_loss": 8.6, "epochs": epochs[:1]}
+    assert phase_losses(one) == ([8.6, 8.513], "val before / after")
+    assert phase_losses({**one, "initial_val_loss": None}) == ([9.0, 8.0], "steps")

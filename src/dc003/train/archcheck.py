@@ -93,8 +93,9 @@ def gradient_flow(
 
 
 def loss_trend(phases: dict[str, list[float]]) -> dict[str, Any]:
-    """Per phase: the epoch-mean training losses; ``ok`` = last < first in every multi-epoch phase (a
-    decreasing trend), ``improves_each_epoch`` = strictly decreasing epoch by epoch in every phase."""
+    """Per phase: the losses its trend is judged on (:func:`dc003.train.report.phase_losses`); ``ok`` =
+    last < first in every phase (a decreasing trend), ``improves_each_epoch`` = strictly decreasing epoch
+    by epoch in every phase."""
     per_phase = {}
     for name, losses in phases.items():
         decreasing = len(losses) < 2 or losses[-1] < losses[0]

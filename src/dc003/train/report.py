@@ -98,16 +98,10 @@ def architecture_report(
     min_norm = flow_check.min_grad_norm or 0.0
     max_norm = flow_check.max_grad_norm or math.inf
     per_phase_flow = {h["phase"]: gradient_flow(h["grad_stats"], min_norm, max_norm) for h in history}
-    trends: dict[str, list[float]] = {}
-    for h in history:
-        losses = [float(e["train/epoch_loss"]) for e in h["epochs"]]
-        before, after = h.get("initial_val_loss"), h["epochs"][-1].get("val/loss") if h["epochs"] else None
-        if len(losses) < 2 and _finite(before) and _finite(after):
-            # one epoch: the objective on the same val examples before and after it
-            losses = [float(before), float(after)]
-        elif len(losses) < 2:  # no val examples: the first and last tenth of its steps
-            losses = [float(h["step_loss_head"]), float(h["step_loss_tail"])]
-        trends[h["phase"]] = losses
+    picked = {h["phase"]: phase_losses(h) for h in history}
+    trend = loss_trend({name: losses for name, (losses, _) in picked.items()})
+    for name, (_, source) in picked.items():
+        trend["phases"][name]["source"] = source
     return {
         "parameter_count": {**model.parameter_counts(), "total": sum(model.parameter_counts().values())},
         "output_shapes": _output_shapes(model, data),
@@ -116,10 +110,33 @@ def architecture_report(
             "phases": per_phase_flow,
             "layers": {h["phase"]: h["grad_stats"] for h in history},
         },
-        "loss_trend": loss_trend(trends),
+        "loss_trend": trend,
         "devices": {h["phase"]: h["device"] for h in history},
         "precision": {h["phase"]: h["precision"] for h in history},
     }
+
+
+def phase_losses(h: dict[str, Any]) -> tuple[list[float], str]:
+    """The losses a phase's trend is judged on (``(losses, source)``), from its history ``h``:
+
+    - ``train``: the epoch means of the training loss, when every epoch trains on all the examples;
+    - ``val``: the objective on the same val examples after each epoch, when each epoch draws its own
+      sample of ``examples_per_epoch`` train examples (epoch means over different draws differ by the draw:
+      phase 3 takes two steps an epoch at the generator's small scale, and its epoch means rose while its
+      val loss fell);
+    - ``val before / after``: one epoch, the objective on the same val examples before and after it;
+    - ``steps``: neither (no val examples), the first and last tenth of its steps."""
+    losses = [float(e["train/epoch_loss"]) for e in h["epochs"]]
+    val = [e.get("val/loss") for e in h["epochs"]]
+    sampled = bool(h.get("settings", {}).get("examples_per_epoch"))
+    if len(losses) >= 2 and sampled and all(_finite(v) for v in val):
+        return [float(v) for v in val], "val"
+    if len(losses) >= 2:
+        return losses, "train"
+    before, after = h.get("initial_val_loss"), val[-1] if val else None
+    if _finite(before) and _finite(after):
+        return [float(before), float(after)], "val before / after"
+    return [float(h["step_loss_head"]), float(h["step_loss_tail"])], "steps"
 
 
 def _finite(value: object) -> TypeGuard[float]:
