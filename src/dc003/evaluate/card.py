@@ -305,9 +305,8 @@ def _sweep_lines(sweep: dict[str, Any] | None) -> list[str]:
         rows = []
         for v, t in zip(splits["val"], splits["test"], strict=True):
             value = v[name]
-            shown = "off" if value is None else f"{value:g}"
             mark = " (this run)" if value == sweep["chosen"][name] else ""
-            rows.append([f"{shown}{mark}"] + [_f(r[k]) for r in (v, t) for k in keys])
+            rows.append([f"{_shown(value)}{mark}"] + [_f(r[k]) for r in (v, t) for k in keys])
         lines += ["", f"#### {title}", "", text.format(floor=sweep["floor"]), "", *_table(header, rows)]
         pick = sweep.get("rule_picks", {}).get(name)
         if pick:
