@@ -216,7 +216,7 @@ SWEEP_RULES: dict[str, str] = {
     "popularity_prior": "the best val recall@50 of the served list",
     "new_item_quantile": (
         "the smallest value whose val cold-item degradation (1 - recall@50 of the never-sold items' "
-        "purchases / of the others') meets the contract's cold-start bound"
+        "purchases / of the others') meets the contract's cold-start bound ({bound})"
     ),
     "repurchase_boost": "the best val recall@50 of the served list",
 }
@@ -257,9 +257,12 @@ def rule_picks(sweep: dict[str, Any], cold_bound: Threshold) -> dict[str, dict[s
                 why = "no val recall@50"
         chosen = sweep["chosen"][name]
         agrees = why is None and picks == chosen
-        if name == "new_item_quantile":
-            rule = f"{rule} ({cold_bound.text})"
-        out[name] = {"rule": rule, "picks": picks, "this_run": chosen, "agrees": agrees}
+        out[name] = {
+            "rule": rule.format(bound=cold_bound.text),
+            "picks": picks,
+            "this_run": chosen,
+            "agrees": agrees,
+        }
         if why is not None:
             out[name]["why"] = why
     return out
