@@ -16,6 +16,7 @@ from dc003.evaluate.folds import plan_folds, summarise, truncate_raw
 from dc003.evaluate.plots import training_series
 from dc003.evaluate.segments import (
     Segments,
+    item_degradation,
     popularity_tiers,
     segments_before,
     split_truth,
@@ -263,6 +264,12 @@ def test_serving_sweep_rows_match_the_scored_two_tower(outputs: tuple[Path, dict
     card = (out / "reports" / "MODEL_CARD.md").read_text()
     assert "#### Popularity prior" in card and "| 0.5 (this run) |" in card
     assert "#### New-item prior" in card and "| off (this run) |" in card
+    # the new-item rule reads the degradation's interval (tested by hand below; the tiny run's buyers buy
+    # no never-sold item, so it is null here with the cold-item recall); the card shows it
+    for rows in sweep["knobs"]["new_item_quantile"].values():
+        assert all(r["cold_items_degradation_high"] is None for r in rows)
+        assert all(r["cold_items_recall_50"] is None for r in rows)
+    assert "val degradation interval's upper end" in card
     assert "#### Repurchase boost" in card
     # the tail prior re-ranks only the list after its first head_k (10): NDCG@10 is the same in every row
     tail_rows = sweep["knobs"]["tail_prior"]["test"]
@@ -431,6 +438,10 @@ def test_cold_start_degradation_by_hand() -> None:
     assert cs["cold_users"] == pytest.approx(2 / 3)
     # items: warm-item recall (1 + 1 + 0) / 3 = 2/3, cold-item recall (0 + 1 + 0) / 3 = 1/3 -> 1/2
     assert cs["cold_items"] == pytest.approx(0.5)
+    # the serving sweep's form of it (the new-item rule reads its interval's upper end): same point
+    deg = item_degradation(top, cold, warm, n_boot=200, alpha=0.05, seed=0)
+    assert deg["mean"] == pytest.approx(0.5) and deg["ci_low"] <= 0.5 <= deg["ci_high"]
+    assert deg["ci_high"] > deg["ci_low"]  # three cold-item buyers: the resamples disagree
     assert res["models"]["m"]["cold_start_degradation"] == pytest.approx(2 / 3)  # the worse one
     assert res["models"]["m"]["recall_50"] == pytest.approx((0.5 + 1 + 0.5 + 0) / 4)
     # repurchases: user 0's item 0 (bought day 1) and user 1's item 1; user 2 bought item 5 only after the
@@ -616,19 +627,27 @@ def test_rule_picks_apply_each_knobs_rule_to_the_val_rows() -> None:
     from dc003.evaluate.card import _rule_line
     from dc003.evaluate.run import rule_picks
 
-    def rows(name: str, values: list[tuple[float | None, float, float | None, float]]) -> list[dict]:  # type: ignore[type-arg]
+    def rows(name: str, values: list[tuple[float | None, float, float | None, float | None]]) -> list[dict]:  # type: ignore[type-arg]
+        # (value, recall, cold-item recall, upper end of the cold-item degradation's interval)
         return [
-            {name: v, "recall_50": r, "cold_items_recall_50": c, "warm_items_recall_50": w}
-            for v, r, c, w in values
+            {name: v, "recall_50": r, "cold_items_recall_50": c, "cold_items_degradation_high": h}
+            for v, r, c, h in values
         ]
 
     bound = Threshold.parse("< 20 %")
     # popularity prior: best val recall; a tie goes to the first value of the grid
-    prior = [(0.0, 0.1, None, 0.1), (0.5, 0.3, None, 0.3), (1.0, 0.3, None, 0.3)]
-    # degradation 1 - cold / warm: 0.9, 0.25, 0.1, -0.2 -> the smallest under 20 % is 0.75
-    new_item = [(None, 0.3, 0.03, 0.3), (0.5, 0.3, 0.225, 0.3), (0.75, 0.3, 0.27, 0.3), (0.9, 0.3, 0.36, 0.3)]
-    boost = [(0.0, 0.2, None, 0.2), (1.0, 0.25, None, 0.25)]
+    prior = [(0.0, 0.1, None, None), (0.5, 0.3, None, None), (1.0, 0.3, None, None)]
+    # new-item prior: the smallest value whose degradation's interval lies under 20 % (0.9), not 0.75,
+    # whose interval reaches 0.35 whatever its point estimate
+    new_item = [
+        (None, 0.3, 0.03, 1.0),
+        (0.5, 0.3, 0.225, 0.6),
+        (0.75, 0.3, 0.27, 0.35),
+        (0.9, 0.3, 0.36, 0.1),
+    ]
+    boost = [(0.0, 0.2, None, None), (1.0, 0.25, None, None)]
     sweep = {
+        "confidence": 0.95,
         "chosen": {
             "popularity_prior": 0.5,
             "new_item_quantile": 0.5,
@@ -639,21 +658,22 @@ def test_rule_picks_apply_each_knobs_rule_to_the_val_rows() -> None:
             "popularity_prior": {"val": rows("popularity_prior", prior)},
             "new_item_quantile": {"val": rows("new_item_quantile", new_item)},
             "repurchase_boost": {"val": rows("repurchase_boost", boost)},
-            "tail_prior": {"val": rows("tail_prior", [(None, 0.2, None, 0.2)])},
+            "tail_prior": {"val": rows("tail_prior", [(None, 0.2, None, None)])},
         },
     }
     picks = rule_picks(sweep, bound)
     assert set(picks) == {"popularity_prior", "new_item_quantile", "repurchase_boost"}
     assert (picks["popularity_prior"]["picks"], picks["popularity_prior"]["agrees"]) == (0.5, True)
-    assert (picks["new_item_quantile"]["picks"], picks["new_item_quantile"]["agrees"]) == (0.75, False)
+    assert (picks["new_item_quantile"]["picks"], picks["new_item_quantile"]["agrees"]) == (0.9, False)
+    assert "95% bootstrap interval" in picks["new_item_quantile"]["rule"]
     assert (picks["repurchase_boost"]["picks"], picks["repurchase_boost"]["agrees"]) == (1.0, False)
     # the model card flags the knobs whose value is not the rule's pick, and only those
     assert "not the rule's pick" in _rule_line("new_item_quantile", picks["new_item_quantile"])
     assert "not the rule's pick" not in _rule_line("popularity_prior", picks["popularity_prior"])
     # no value meets the bound, or the val week has no purchase of a never-sold item: no pick, and why
-    hard = rows("new_item_quantile", [(None, 0.3, 0.03, 0.3), (0.9, 0.3, 0.2, 0.3)])
+    hard = rows("new_item_quantile", [(None, 0.3, 0.03, 1.0), (0.9, 0.3, 0.3, 0.2)])
     none = rule_picks({**sweep, "knobs": {"new_item_quantile": {"val": hard}}}, bound)["new_item_quantile"]
     assert (none["picks"], none["agrees"]) == (None, False) and "< 20 %" in none["why"]
-    empty = rows("new_item_quantile", [(None, 0.3, None, 0.3), (0.9, 0.3, None, 0.3)])
+    empty = rows("new_item_quantile", [(None, 0.3, None, None), (0.9, 0.3, None, None)])
     none = rule_picks({**sweep, "knobs": {"new_item_quantile": {"val": empty}}}, bound)["new_item_quantile"]
     assert none["picks"] is None and "never-sold" in none["why"]

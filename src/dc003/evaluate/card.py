@@ -286,6 +286,15 @@ _KNOB_TEXT = {
 }
 
 
+# columns a knob's table adds to the common ones: what its rule reads
+_KNOB_COLUMNS = {
+    "new_item_quantile": (
+        ("cold_items_degradation", "cold-item degradation"),
+        ("cold_items_degradation_high", "degradation interval's upper end"),
+    ),
+}
+
+
 def _sweep_lines(sweep: dict[str, Any] | None) -> list[str]:
     """The two-tower on the val and test weeks for each value of each serving knob (params ``serving``)."""
     if not sweep:
@@ -301,12 +310,15 @@ def _sweep_lines(sweep: dict[str, Any] | None) -> list[str]:
     ]
     for name, splits in sweep["knobs"].items():
         title, text = _KNOB_TEXT.get(name, (name, ""))
-        header = [title] + [f"{split} {label}" for split in ("val", "test") for label in labels]
+        extra = _KNOB_COLUMNS.get(name, ())
+        knob_keys = (*keys, *(k for k, _ in extra))
+        knob_labels = (*labels, *(label for _, label in extra))
+        header = [title] + [f"{split} {label}" for split in ("val", "test") for label in knob_labels]
         rows = []
         for v, t in zip(splits["val"], splits["test"], strict=True):
             value = v[name]
             mark = " (this run)" if value == sweep["chosen"][name] else ""
-            rows.append([f"{_shown(value)}{mark}"] + [_f(r[k]) for r in (v, t) for k in keys])
+            rows.append([f"{_shown(value)}{mark}"] + [_f(r.get(k)) for r in (v, t) for k in knob_keys])
         lines += ["", f"#### {title}", "", text.format(floor=sweep["floor"]), "", *_table(header, rows)]
         pick = sweep.get("rule_picks", {}).get(name)
         if pick:

@@ -216,7 +216,9 @@ SWEEP_RULES: dict[str, str] = {
     "popularity_prior": "the best val recall@50 of the served list",
     "new_item_quantile": (
         "the smallest value whose val cold-item degradation (1 - recall@50 of the never-sold items' "
-        "purchases / of the others') meets the contract's cold-start bound ({bound})"
+        "purchases / of the others') meets the contract's cold-start bound ({bound}) at the upper end of its "
+        "{confidence} bootstrap interval (a week holds few purchases of never-sold items: a value that meets "
+        "the bound on its point estimate alone may well miss it the next week)"
     ),
     "repurchase_boost": "the best val recall@50 of the served list",
 }
@@ -236,19 +238,14 @@ def rule_picks(sweep: dict[str, Any], cold_bound: Threshold) -> dict[str, dict[s
             continue
         picks, why = None, None
         if name == "new_item_quantile":
-            met = [
-                r[name]
-                for r in rows
-                if r["cold_items_recall_50"] is not None
-                and r["warm_items_recall_50"]
-                and cold_bound.passes(1.0 - r["cold_items_recall_50"] / r["warm_items_recall_50"])
-            ]
+            high = [r.get("cold_items_degradation_high") for r in rows]
+            met = [r[name] for r, h in zip(rows, high, strict=True) if h is not None and cold_bound.passes(h)]
             if met:
                 picks = met[0]
             elif all(r["cold_items_recall_50"] is None for r in rows):
                 why = "no purchase of a never-sold item in the val week"
             else:
-                why = f"no value of the grid meets {cold_bound.text}"
+                why = f"no value of the grid meets {cold_bound.text} at its interval's upper end"
         else:
             scored = [r for r in rows if r["recall_50"] is not None]
             if scored:
@@ -258,7 +255,7 @@ def rule_picks(sweep: dict[str, Any], cold_bound: Threshold) -> dict[str, dict[s
         chosen = sweep["chosen"][name]
         agrees = why is None and picks == chosen
         out[name] = {
-            "rule": rule.format(bound=cold_bound.text),
+            "rule": rule.format(bound=cold_bound.text, confidence=f"{sweep.get('confidence', 0.95):.0%}"),
             "picks": picks,
             "this_run": chosen,
             "agrees": agrees,
@@ -276,11 +273,15 @@ def serving_sweep(
     *,
     max_users: int = 0,
     seed: int = 0,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
 ) -> dict[str, Any]:
     """The two-tower on the val and the test week for each value of each serving knob (the others at
-    the run's values): recall@50, NDCG@10, coverage@50, and recall@50 of the purchases of never-sold
-    items and of repurchases. Knobs are chosen on the val week; the test rows show whether it held."""
-    from dc003.evaluate.segments import K, segments_before, split_repurchases, split_truth
+    the run's values): recall@50, NDCG@10, coverage@50, recall@50 of the purchases of never-sold items
+    and of repurchases, and the never-sold items' degradation with the upper end of its bootstrap
+    interval (``n_boot`` resamples, ``confidence``). Knobs are chosen on the val week; the test rows show
+    whether it held."""
+    from dc003.evaluate.segments import K, item_degradation, segments_before, split_repurchases, split_truth
     from dc003.scoring.metrics import coverage_at_k, ndcg_at_k, recall_at_k
     from dc003.scoring.serving_score import served_top_k
     from dc003.train.validation import retrieval_set, served_catalogue
@@ -288,6 +289,10 @@ def serving_sweep(
     def mean(values: np.ndarray) -> float | None:
         finite = values[~np.isnan(values)]
         return float(finite.mean()) if finite.size else None
+
+    def degradation(top: np.ndarray, cold: list[np.ndarray], warm: list[np.ndarray]) -> dict[str, Any]:
+        rec = item_degradation(top, cold, warm, n_boot=n_boot, alpha=1.0 - confidence, seed=seed)
+        return {"cold_items_degradation": rec["mean"], "cold_items_degradation_high": rec["ci_high"]}
 
     grids = SWEEP_GRIDS if grids is None else grids
     knobs: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in grids}
@@ -318,10 +323,11 @@ def serving_sweep(
                     "cold_items_recall_50": mean(recall_at_k(top, cold, K)),
                     "warm_items_recall_50": mean(recall_at_k(top, warm, K)),
                     "repurchases_recall_50": mean(recall_at_k(top, again, K)),
+                    **degradation(top, cold, warm),
                 })  # fmt: skip
             knobs[name][split] = rows
     chosen = {name: getattr(serving, name) for name in grids}
-    return {"chosen": chosen, "floor": serving.prior_floor, "knobs": knobs}
+    return {"chosen": chosen, "floor": serving.prior_floor, "confidence": confidence, "knobs": knobs}
 
 
 def baseline_rankers(params: EvaluateParams, seed: int) -> dict[str, Callable[..., np.ndarray]]:
@@ -416,7 +422,10 @@ def evaluate_checkpoint(
         tops, rset.truth, n_boot=params.bootstrap_samples, alpha=alpha, seed=seed
     )
     n = params.max_users
-    results["serving_sweep"] = serving_sweep(model, data, serving, max_users=n, seed=seed)
+    results["serving_sweep"] = serving_sweep(
+        model, data, serving, max_users=n, seed=seed, n_boot=params.bootstrap_samples,
+        confidence=params.confidence,
+    )  # fmt: skip
     results["history_truncation"] = history_truncation(model, data, serving, max_users=n, seed=seed)
     results["setup"] = {
         "split": "test",

@@ -198,16 +198,30 @@ def item_segments(
     seed: int,
 ) -> dict[str, Any]:
     """Recall@50 / NDCG@10 on the cold-item and the warm-item purchases, and the cold-item degradation."""
-    from dc003.scoring.metrics import ci_record, cold_start_degradation_ci, recall_at_k
 
     cold_truth, warm_truth = split_truth(truth, cold_item)
     out = truth_parts(
         topk, {"cold_items": cold_truth, "warm_items": warm_truth}, n_boot=n_boot, alpha=alpha, seed=seed
     )
-    cold, warm = recall_at_k(topk, cold_truth, K), recall_at_k(topk, warm_truth, K)
-    degradation = cold_start_degradation_ci(cold, warm, n_boot=n_boot, alpha=alpha, seed=seed)
-    out["degradation"] = ci_record(degradation)
+    out["degradation"] = item_degradation(topk, cold_truth, warm_truth, n_boot=n_boot, alpha=alpha, seed=seed)
     return out
+
+
+def item_degradation(
+    topk: np.ndarray,
+    cold_truth: Sequence[np.ndarray],
+    warm_truth: Sequence[np.ndarray],
+    *,
+    n_boot: int,
+    alpha: float,
+    seed: int,
+) -> dict[str, float | None]:
+    """``1 - recall@50 of the cold-item purchases / of the warm-item ones`` with its bootstrap interval
+    (``mean``, ``ci_low``, ``ci_high``; null without cold-item purchases)."""
+    from dc003.scoring.metrics import ci_record, cold_start_degradation_ci, recall_at_k
+
+    cold, warm = recall_at_k(topk, cold_truth, K), recall_at_k(topk, warm_truth, K)
+    return ci_record(cold_start_degradation_ci(cold, warm, n_boot=n_boot, alpha=alpha, seed=seed))
 
 
 def worst_degradation(users: float | None, items: float | None) -> float | None:
