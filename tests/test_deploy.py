@@ -186,6 +186,29 @@ def test_user_tower_names_and_dynamic_batch_and_length(exported: dict[str, Any],
         assert parity.row_cosine(out, _torch(exported["model"], "user", feed)).min() >= 0.999
 
 
+def test_user_tower_attention_has_no_nan_scrub_and_a_fully_padded_row_is_an_empty_history(
+    exported: dict[str, Any],
+) -> None:
+    import onnx
+
+    # the mask is additive (the CLS key is never masked, so no softmax row is all -inf): the graph has no
+    # IsNaN / Where pass over the attention weights, which a boolean mask would add in every layer
+    graph = onnx.load(str(exported["arts"] / layout.USER_TOWER_FP32)).graph
+    softmax_out = {o for n in graph.node if n.op_type == "Softmax" for o in n.output}
+    assert softmax_out
+    assert not [n.name for n in graph.node if n.op_type == "IsNaN" and set(n.input) & softmax_out]
+    # a row whose 5 history slots are all padding attends to the CLS token alone: finite, and the same
+    # embedding as the same customer with no history at all
+    sess = serving.session(exported["arts"] / layout.USER_TOWER_FP32)
+    feed = _user_arrays(np.random.default_rng(3), 2, 5)
+    feed["history_padding"][1] = True
+    empty = {**feed, "history": feed["history"][1:, :0], "history_padding": feed["history_padding"][1:, :0]}
+    empty = {k: v[1:] if k in ("categorical", "numerical") else v for k, v in empty.items()}
+    padded = sess.run(None, feed)[0][1]
+    assert np.isfinite(padded).all()
+    np.testing.assert_allclose(padded, sess.run(None, empty)[0][0], atol=1e-6)
+
+
 @pytest.mark.parametrize("name", [layout.ITEM_TOWER, layout.ITEM_TOWER_FP32])
 def test_item_tower_names_and_dynamic_batch(exported: dict[str, Any], name: str) -> None:
     sess = serving.session(exported["arts"] / name)
