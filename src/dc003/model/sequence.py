@@ -61,8 +61,8 @@ class _EncoderLayer(nn.Module):
         # The mask goes in additive (0 / -inf in the query's dtype), the same numbers as the boolean mask
         # to the bit: exported, a boolean mask adds a NaN scrub over the whole attention matrix (IsNaN +
         # Where, ~10 % of the user tower's ONNX time) that the CLS key, never masked, makes idle
-        bias = torch.zeros(attend.shape, dtype=q.dtype, device=q.device).masked_fill(~attend, float("-inf"))
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        neg = torch.zeros(attend.shape, dtype=q.dtype, device=q.device).masked_fill(~attend, float("-inf"))
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=neg)
         p = self.dropout
         x = x + dropout(self.out(a.transpose(1, 2).reshape(b, tq, d)), p, self.training)
         # (no dropout on the 4x wider feed-forward activations: it cost as much as the matmul around it)
