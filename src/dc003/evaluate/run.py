@@ -238,8 +238,8 @@ def rule_picks(sweep: dict[str, Any], cold_bound: Threshold) -> dict[str, dict[s
             continue
         picks, why = None, None
         if name == "new_item_quantile":
-            high = [r.get("cold_items_degradation_high") for r in rows]
-            met = [r[name] for r, h in zip(rows, high, strict=True) if h is not None and cold_bound.passes(h)]
+            high = "cold_items_degradation_high"
+            met = [r[name] for r in rows if r.get(high) is not None and cold_bound.passes(r[high])]
             if met:
                 picks = met[0]
             elif all(r["cold_items_recall_50"] is None for r in rows):
