@@ -13,7 +13,7 @@ import dc003  # noqa: F401  (offline / no-telemetry environment first)
 from dc003.params import dataset_profile, load_sections
 from dc003.stage import run_stage
 
-SECTIONS = ("seed", "evaluate", "serving")
+SECTIONS = ("seed", "data", "evaluate", "serving")
 
 
 def main() -> None:
@@ -37,9 +37,11 @@ def main() -> None:
         plots_dir=args.plots,
         reports_dir=args.reports,
     )
+    synthetic = params.data.source == "synthetic"
     results = run_evaluate(
-        params.seed, params.evaluate, params.serving, paths, dc003_path=Path("contracts/dc003.yaml")
-    )
+        params.seed, params.evaluate, params.serving, paths, dc003_path=Path("contracts/dc003.yaml"),
+        synthetic_scale=params.data.scale if synthetic else None,
+    )  # fmt: skip
     print(f"evaluate: {results['users']['n_users_evaluated']} test users, {results['setup']['seconds']} s")
     print(f"{'model':<12}" + "".join(f"{m:>24}" for m in HEADLINE))
     for name, metrics in results["models"].items():

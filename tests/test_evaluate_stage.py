@@ -128,7 +128,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _run(root: Path, out: Path, **kw: object) -> dict:  # type: ignore[type-arg]
+def _run(root: Path, out: Path, synthetic_scale: str | None = None, **kw: object) -> dict:  # type: ignore[type-arg]
     from dc003.evaluate.run import EvaluatePaths, run_evaluate
     from tests.conftest import REPO
 
@@ -141,7 +141,10 @@ def _run(root: Path, out: Path, **kw: object) -> dict:  # type: ignore[type-arg]
         plots_dir=out / "plots",
         reports_dir=out / "reports",
     )
-    return run_evaluate(3, _params(**kw), _serving(), paths, dc003_path=REPO / "contracts/dc003.yaml")
+    return run_evaluate(
+        3, _params(**kw), _serving(), paths, dc003_path=REPO / "contracts/dc003.yaml",
+        synthetic_scale=synthetic_scale,  # type: ignore[arg-type]
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +208,22 @@ def test_model_card_lists_every_model_and_each_contract_threshold(outputs: tuple
     assert "- History token: a linear map of the item tower's embedding" in architecture
     assert "history_residual" not in architecture  # the tiny model runs without the skip path
     assert "`serving.popularity_prior` = 0.5" in architecture and "repurchase_boost" not in architecture
+
+
+def test_taste_probe_runs_only_on_the_generators_customers(
+    tiny_run: Path,
+    tmp_path: Path,
+    outputs: tuple[Path, dict],  # type: ignore[type-arg]
+) -> None:
+    # real (or hand-made) data: no probe, no card section
+    assert "taste_probe" not in outputs[1]
+    assert "Customer taste in the user embeddings" not in (outputs[0] / "reports/MODEL_CARD.md").read_text()
+    # declared synthetic, but these customers are not the generator's at that scale and seed: said, not faked
+    results = _run(tiny_run, tmp_path, synthetic_scale="tiny")
+    n = results["users"]["n_users_evaluated"]
+    assert results["taste_probe"]["skipped"].startswith(f"{n} of {n} customers are not the generator's")
+    card = (tmp_path / "reports/MODEL_CARD.md").read_text()
+    assert "### Customer taste in the user embeddings (synthetic data)" in card and "Not probed: " in card
 
 
 def test_two_tower_ranks_by_cosine_plus_the_popularity_prior(tiny_run: Path) -> None:

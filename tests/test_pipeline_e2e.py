@@ -146,6 +146,12 @@ def test_dvc_repro_end_to_end_then_cached_then_an_experiment(project: Path) -> N
             value = metrics[key]
             assert value is None or 0.0 <= value <= 1.0 or key == "cold_start_degradation", (name, key)
     assert (project / "plots/training_curves.png").stat().st_size > 10_000
+    # the generator's data: every evaluated test buyer's embedding probed against its taste
+    probe = evaluation["taste_probe"]
+    assert "skipped" not in probe, probe
+    assert probe["customers"] == evaluation["users"]["n_users_evaluated"]
+    assert -1.0 < probe["individual_r2"] < 1.0 and -1.0 < probe["feature_r2"] < 1.0
+    assert sum(b["customers"] for b in probe["individual_r2_by_band"].values()) == probe["customers"]
     history = _json(project / "metrics/training_metrics.json")
     assert history  # the four phases' history
 

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     import scipy.sparse as sp
 
     from dc003.contracts.thresholds import Threshold
+    from dc003.data.synthetic_config import Scale
+    from dc003.evaluate.segments import Segments
     from dc003.model.two_tower import TwoTowerModel
     from dc003.params.deploy import ServingParams
     from dc003.params.evaluate import EvaluateParams
@@ -383,6 +385,31 @@ def rank_all(
     return rset, tops, info
 
 
+def taste_probe(
+    model: TwoTowerModel,
+    data: TrainingData,
+    rset: RetrievalSet,
+    segs: Segments,
+    serving: ServingParams,
+    dataset_dir: Path,
+    scale: Scale,
+    seed: int,
+) -> dict[str, Any]:
+    """How much of the generator's taste of each test buyer the two-tower's user embedding holds: the
+    individual part (what only the purchases reveal) and the feature part, overall and by the purchases
+    before the cutoff (:mod:`dc003.data.synthetic_probe`)."""
+    import polars as pl
+
+    from dc003.data.synthetic_probe import embedding_probe, taste_parts
+
+    users = _embeddings(model, data, rset, serving)[0]
+    ids = pl.read_parquet(dataset_dir / "users_test.parquet", columns=["user_idx", "customer_id"])
+    customer = dict(zip(ids["user_idx"].to_list(), ids["customer_id"].to_list(), strict=True))
+    bands = {"cold_users": segs.cold_users, **segs.history_bands()}
+    probe = embedding_probe(taste_parts(scale, seed), [customer[int(u)] for u in rset.users], users, bands)
+    return {"scale": scale, "seed": seed, **probe}
+
+
 def evaluate_checkpoint(
     checkpoint: Path,
     dataset_dir: Path,
@@ -390,9 +417,12 @@ def evaluate_checkpoint(
     params: EvaluateParams,
     serving: ServingParams,
     seed: int,
+    synthetic_scale: Scale | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Rank and score every model on the test split: the ``evaluation_results.json`` record, and the
-    checkpoint's own config (the model card's; the checkpoint is read once)."""
+    checkpoint's own config (the model card's; the checkpoint is read once). ``synthetic_scale``: the
+    dataset is the generator's at this scale and ``seed``, so the user embeddings are probed for its
+    customers' taste (:func:`taste_probe`)."""
     from dc003.evaluate.compare import assemble, paired_differences, score_model
     from dc003.evaluate.segments import segments_before, tier_summary
     from dc003.model.checkpoint import load_model
@@ -427,6 +457,9 @@ def evaluate_checkpoint(
         confidence=params.confidence,
     )  # fmt: skip
     results["history_truncation"] = history_truncation(model, data, serving, max_users=n, seed=seed)
+    if synthetic_scale is not None:
+        probe = taste_probe(model, data, rset, segs, serving, dataset_dir, synthetic_scale, seed)
+        results["taste_probe"] = probe
     results["setup"] = {
         "split": "test",
         "cutoff_day": data.cutoffs["test"],
@@ -458,16 +491,23 @@ def evaluate_checkpoint(
 
 
 def run_evaluate(
-    seed: int, params: EvaluateParams, serving: ServingParams, paths: EvaluatePaths, *, dc003_path: Path
+    seed: int,
+    params: EvaluateParams,
+    serving: ServingParams,
+    paths: EvaluatePaths,
+    *,
+    dc003_path: Path,
+    synthetic_scale: Scale | None = None,
 ) -> dict[str, Any]:
-    """The whole stage: results JSON, recall@k data, both plots and the model card."""
+    """The whole stage: results JSON, recall@k data, both plots and the model card (``synthetic_scale``:
+    as in :func:`evaluate_checkpoint`)."""
     from dc003.contracts import load_dc003
     from dc003.evaluate.card import CardContext, render_model_card
     from dc003.evaluate.compare import curve_rows
     from dc003.evaluate.plots import plot_recall_at_k, plot_training_curves
 
     results, config = evaluate_checkpoint(
-        paths.checkpoint, paths.dataset_dir, paths.text_dir, params, serving, seed
+        paths.checkpoint, paths.dataset_dir, paths.text_dir, params, serving, seed, synthetic_scale
     )
     contract = load_dc003(dc003_path)
     if results.get("serving_sweep"):
