@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 import dc003  # noqa: E402,F401  (offline environment before anything else)
-from dc003.data.synthetic_probe import LAMBDA, ridge_probe  # noqa: E402
+from dc003.data.synthetic_probe import ridge_probe  # noqa: E402
 
 HISTORY = 50
 K = 50
@@ -269,7 +269,7 @@ def main() -> None:
     target = article_vectors[inputs["article"]]
     article: dict[str, Any] = {}
     for name in ("contract_inputs", "all_columns"):
-        pred, r2 = ridge_probe(inputs[name], target)
+        pred, r2 = ridge_probe(inputs[name], target, lam=1.0)
         probed = article_vectors.copy()
         probed[inputs["article"]] = pred
         probed_history = _history_mean(rows, probed, cust.n, week_start)
@@ -303,22 +303,20 @@ def main() -> None:
         who = np.array([position[c] for c in emb["customer_ids"]])
         learned = {
             "checkpoint": str(args.checkpoint),
-            "item_embedding_to_article_vector_r2": ridge_probe(emb["items"], target, lam=LAMBDA)[1],
-            "user_embedding_to_feature_part_r2": ridge_probe(emb["users"], segment[who], lam=LAMBDA)[1],
-            "user_embedding_to_individual_part_r2": ridge_probe(emb["users"], individual[who], lam=LAMBDA)[1],
+            "item_embedding_to_article_vector_r2": ridge_probe(emb["items"], target)[1],
+            "user_embedding_to_feature_part_r2": ridge_probe(emb["users"], segment[who])[1],
+            "user_embedding_to_individual_part_r2": ridge_probe(emb["users"], individual[who])[1],
             # the same probe from the plain mean of the item embeddings of the purchases the user tower reads:
             # how much of the individual taste the history tokens alone pass on
             "history_mean_item_embedding_to_individual_part_r2": ridge_probe(
-                emb["history_mean"], individual[who], lam=LAMBDA
+                emb["history_mean"], individual[who]
             )[1],
             # where the user embedding's individual taste comes from: the history encoder's pooled output
             # (what the transformer passes to the dense stack) and the skip path alone
-            "pooled_history_to_individual_part_r2": ridge_probe(
-                emb["pooled_history"], individual[who], lam=LAMBDA
-            )[1],
+            "pooled_history_to_individual_part_r2": ridge_probe(emb["pooled_history"], individual[who])[1],
             "history_skip_to_individual_part_r2": None
             if emb["history_skip"] is None
-            else ridge_probe(emb["history_skip"], individual[who], lam=LAMBDA)[1],
+            else ridge_probe(emb["history_skip"], individual[who])[1],
         }
         print("trained towers", {k: round(v, 3) for k, v in learned.items() if k != "checkpoint"})
     report = {
@@ -405,7 +403,7 @@ def _history_limited(
         "buyers": int(buyers.size),
         "buyers_with_history": int(warm.sum()),
         "individual_part_r2_direct": 1.0 - float((residual**2).sum() / (centred**2).sum()),
-        "individual_part_r2_probe": ridge_probe(post.mode, individual[buyers], lam=LAMBDA)[1],
+        "individual_part_r2_probe": ridge_probe(post.mode, individual[buyers])[1],
         "one_pass": one_pass,
         "seconds": round(time.perf_counter() - t0, 1),
     }
@@ -447,8 +445,8 @@ def _one_pass(
 
     y = individual[buyers]
     return {
-        "normalised_sum_of_article_vectors_r2": ridge_probe(unit(chosen), y, lam=LAMBDA)[1],
-        "normalised_score_at_prior_mean_r2": ridge_probe(unit(score), y, lam=LAMBDA)[1],
+        "normalised_sum_of_article_vectors_r2": ridge_probe(unit(chosen), y)[1],
+        "normalised_score_at_prior_mean_r2": ridge_probe(unit(score), y)[1],
     }
 
 

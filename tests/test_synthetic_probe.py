@@ -19,9 +19,13 @@ def test_ridge_probe_recovers_a_known_share_of_variance_out_of_fold() -> None:
     pred, r2 = ridge_probe(x, y, lam=1e-2)
     assert pred.shape == y.shape
     assert r2 == pytest.approx(0.5, abs=0.03)
-    # inputs unrelated to the target: out of fold, nothing is explained (in sample, OLS would claim some)
-    _, r2_noise = ridge_probe(rng.normal(size=(600, 40)), y[:600], lam=1e-2)
-    assert -0.15 < r2_noise < 0.0
+    assert ridge_probe(x, y)[1] == pytest.approx(0.5, abs=0.03)  # the ridge chosen by inner folds
+    # inputs unrelated to the target: out of fold, nothing is explained (in sample, OLS would claim some);
+    # a fixed small ridge in many dimensions over few rows fits noise and scores below 0, the chosen one
+    # shrinks towards the mean
+    noise = rng.normal(size=(200, 60))
+    assert ridge_probe(noise, y[:200], lam=1e-2)[1] < -0.2
+    assert -0.05 < ridge_probe(noise, y[:200])[1] < 0.01
 
 
 def test_taste_parts_replay_the_generators_customer_vectors() -> None:

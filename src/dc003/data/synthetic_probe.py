@@ -19,20 +19,45 @@ if TYPE_CHECKING:
     from dc003.data.synthetic_config import Scale
 
 FOLDS = 5
-LAMBDA = 1e-2  # the ridge of the embedding probes (the embeddings are unit vectors)
+# the ridge of the embedding probes, in units of the inputs' mean sum of squares per column: chosen per
+# fold from this grid by an inner cross-validation, so a probe of few customers in many dimensions shrinks
+# towards their mean instead of fitting noise
+LAMBDAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
 
-def ridge_probe(x: np.ndarray, y: np.ndarray, lam: float = 1.0, seed: int = 0) -> tuple[np.ndarray, float]:
+def ridge_probe(
+    x: np.ndarray, y: np.ndarray, lam: float | None = None, seed: int = 0
+) -> tuple[np.ndarray, float]:
     """Out-of-fold predictions of ``y`` from ``x`` (ridge with an intercept, ``FOLDS`` folds) and their
-    R^2 (one minus the residual over the total sum of squares, every output column pooled)."""
+    R^2 (one minus the residual over the total sum of squares, every output column pooled). ``lam``: the
+    ridge; ``None`` picks it for each fold from :data:`LAMBDAS` (times the training rows' mean sum of squares
+    per input column) by a ``FOLDS``-fold cross-validation inside that fold's training rows (the held-out
+    rows never take part in the choice)."""
     x = np.hstack([x, np.ones((x.shape[0], 1))])
-    order = np.random.default_rng(seed).permutation(x.shape[0])
     pred = np.zeros_like(y)
-    for fold in np.array_split(order, FOLDS):
-        train = np.setdiff1d(order, fold)
-        gram = x[train].T @ x[train] + lam * np.eye(x.shape[1])
-        pred[fold] = x[fold] @ np.linalg.solve(gram, x[train].T @ y[train])
+    for train, held in _folds(x.shape[0], seed):
+        best = lam if lam is not None else _pick_lambda(x[train], y[train], seed)
+        pred[held] = x[held] @ _fit(x[train], y[train], best)
     return pred, _r2(y, pred, y.mean(axis=0))
+
+
+def _folds(n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    order = np.random.default_rng(seed).permutation(n)
+    return [(np.setdiff1d(order, held), held) for held in np.array_split(order, FOLDS)]
+
+
+def _fit(x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
+    return np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y)
+
+
+def _pick_lambda(x: np.ndarray, y: np.ndarray, seed: int) -> float:
+    unit = float((x[:, :-1] ** 2).sum(axis=0).mean())  # the last column is the intercept's
+    grid = [c * unit for c in LAMBDAS]
+    sse = np.zeros(len(grid))
+    for train, held in _folds(x.shape[0], seed + 1):
+        for i, lam in enumerate(grid):
+            sse[i] += float(((y[held] - x[held] @ _fit(x[train], y[train], lam)) ** 2).sum())
+    return grid[int(np.argmin(sse))]
 
 
 def _r2(y: np.ndarray, pred: np.ndarray, centre: np.ndarray) -> float:
@@ -90,7 +115,7 @@ def embedding_probe(
     who = np.array([position[c] for c in customer_ids], dtype=np.int64)
     x = np.asarray(embeddings, dtype=np.float64)
     individual = parts.individual[who]
-    pred, r2 = ridge_probe(x, individual, lam=LAMBDA)
+    pred, r2 = ridge_probe(x, individual)
     centre = individual.mean(axis=0)
     by_band = {
         name: {
@@ -102,8 +127,10 @@ def embedding_probe(
     return {
         "customers": int(who.size),
         "individual_r2": r2,
-        "feature_r2": ridge_probe(x, parts.segment[who], lam=LAMBDA)[1],
+        "feature_r2": ridge_probe(x, parts.segment[who])[1],
         "individual_r2_by_band": by_band,
-        "method": f"ridge (lambda {LAMBDA:g}, intercept), {FOLDS}-fold out-of-fold predictions, R^2 over "
-        "every latent dimension pooled",
+        "method": f"ridge with an intercept, {FOLDS}-fold out-of-fold predictions, the ridge chosen in each "
+        f"fold by an inner {FOLDS}-fold cross-validation from {', '.join(f'{v:g}' for v in LAMBDAS)} times "
+        "the inputs' mean sum of squares per column; R^2 "
+        "over every latent dimension pooled",
     }
