@@ -19,7 +19,12 @@ contract leaves out; then the oracle with its article vectors replaced by the pr
 the observable-features part only, and that part plus half the mean probed vector of the last 50
 purchases. With ``--checkpoint``, the same probe from the trained towers' embeddings shows how much the
 model learned: item embeddings -> true article vectors; user embeddings of the test week's buyers -> the
-feature part and the individual part of their taste.
+feature part and the individual part of their taste (the same probe as the evaluate stage's
+``taste_probe``, :mod:`dc003.data.synthetic_probe`), and where the individual part comes from: the user
+tower's skip path alone and its history encoder's pooled output. ``individual_taste_vs_history_limited``
+sets that R^2 against the history-limited estimates' (below), and ``one_pass`` says what a single pass
+over the same purchases carries (their article vectors' normalised sum, the posterior's score at its
+prior mean).
 
 Popularity: every ranking above knows the test week's true article weights (base popularity, lifecycle and
 the novelty bonus of that week's new releases), which no model sees. The ``observed_popularity`` rankings
