@@ -131,6 +131,5 @@ def embedding_probe(
         "individual_r2_by_band": by_band,
         "method": f"ridge with an intercept, {FOLDS}-fold out-of-fold predictions, the ridge chosen in each "
         f"fold by an inner {FOLDS}-fold cross-validation from {', '.join(f'{v:g}' for v in LAMBDAS)} times "
-        "the inputs' mean sum of squares per column; R^2 "
-        "over every latent dimension pooled",
+        "the inputs' mean sum of squares per column; R^2 over every latent dimension pooled",
     }
